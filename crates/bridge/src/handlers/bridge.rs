@@ -1,0 +1,51 @@
+//! `health.ping`, `bridge.shutdown`, `rpc.discover`.
+
+use std::sync::OnceLock;
+
+use dbbridge_protocol::bridge::HealthInfo;
+use dbbridge_protocol::methods::{BridgeShutdown, HealthPing, RpcDiscover};
+use dbbridge_protocol::{Empty, RpcError};
+use serde_json::Value;
+
+use crate::router::Router;
+use crate::server::RequestCtx;
+
+pub fn register(router: &mut Router) {
+    router
+        .add::<HealthPing, _, _>(health_ping)
+        .add::<BridgeShutdown, _, _>(shutdown)
+        .add::<RpcDiscover, _, _>(discover);
+}
+
+async fn health_ping(ctx: RequestCtx, _: Empty) -> Result<HealthInfo, RpcError> {
+    let bridge = &ctx.bridge;
+    // Sampling reads /proc; keep it off the async workers.
+    let bridge2 = bridge.clone();
+    let sample = tokio::task::spawn_blocking(move || bridge2.process.sample())
+        .await
+        .map_err(|e| RpcError::internal(e.to_string()))?;
+    let counts = bridge.sessions.counts();
+    Ok(HealthInfo {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        uptime_ms: bridge.started.elapsed().as_millis() as u64,
+        pid: sample.pid,
+        cpu_percent: (sample.cpu_percent * 10.0).round() / 10.0,
+        memory_rss_bytes: sample.rss_bytes,
+        sessions: counts.sessions,
+        running_queries: counts.running_queries,
+        running_jobs: 0,
+        secret_backend: None,
+    })
+}
+
+async fn shutdown(ctx: RequestCtx, _: Empty) -> Result<Empty, RpcError> {
+    ctx.shutdown_after_reply();
+    Ok(Empty {})
+}
+
+async fn discover(_: RequestCtx, _: Empty) -> Result<Value, RpcError> {
+    static DOCUMENT: OnceLock<Value> = OnceLock::new();
+    Ok(DOCUMENT
+        .get_or_init(dbbridge_protocol::codegen::openrpc)
+        .clone())
+}

@@ -1,0 +1,17 @@
+//! The handlers of the contract's methods, one module per domain, and the
+//! router that maps method names to them.
+
+mod bridge;
+mod debug;
+
+use crate::router::Router;
+
+/// The router of every implemented method; with `test_hooks`, also `debug.*`.
+pub fn router(test_hooks: bool) -> Router {
+    let mut router = Router::new();
+    bridge::register(&mut router);
+    if test_hooks {
+        debug::register(&mut router);
+    }
+    router
+}

@@ -1,0 +1,203 @@
+//! The `dbbridge` command line: `serve` (stdio or WebSocket) and `demo`.
+//! This is the only place that prints to stdout outside the protocol writer.
+
+mod demo;
+mod handlers;
+mod health;
+mod logging;
+mod redact;
+mod router;
+// Parts of the server and the in-memory transport serve sessions and the demo, which land next.
+#[allow(dead_code)]
+mod server;
+mod session;
+mod shutdown;
+#[allow(dead_code)]
+mod transport;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use tracing_subscriber::filter::LevelFilter;
+
+use crate::server::{Bridge, BridgeConfig};
+use crate::transport::DEFAULT_MAX_MESSAGE_BYTES;
+
+#[derive(Parser)]
+#[command(
+    name = "dbbridge",
+    version,
+    about = "The backend of a desktop database client: JSON-RPC over stdio or WebSocket."
+)]
+struct Cli {
+    /// Where saved connections, backups, logs and the secret file live
+    /// (default: the platform data dir + `dbbridge`).
+    #[arg(long, env = "DBBRIDGE_DATA_DIR", global = true)]
+    data_dir: Option<PathBuf>,
+    /// Log level of the log files; warnings and errors also go to stderr.
+    #[arg(long, env = "DBBRIDGE_LOG", global = true, default_value = "info")]
+    log_level: LogLevel,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the JSON-RPC protocol on stdio (default) or WebSocket.
+    Serve(ServeArgs),
+    /// Run a complete session against a built-in SQLite sample and show what a front end sees.
+    Demo(demo::DemoArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Serve WebSocket on this address (e.g. 127.0.0.1:0) instead of stdio.
+    #[arg(long)]
+    ws: Option<SocketAddr>,
+    /// The WebSocket token clients must present (default: generated per launch).
+    #[arg(long, env = "DBBRIDGE_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// An Origin allowed to connect over WebSocket (repeatable).
+    #[arg(long = "allow-origin")]
+    allow_origin: Vec<String>,
+    /// The largest message accepted, in bytes.
+    #[arg(long, default_value_t = DEFAULT_MAX_MESSAGE_BYTES)]
+    max_message_bytes: usize,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+impl From<LogLevel> for LevelFilter {
+    fn from(level: LogLevel) -> Self {
+        match level {
+            LogLevel::Debug => LevelFilter::DEBUG,
+            LogLevel::Info => LevelFilter::INFO,
+            LogLevel::Warn => LevelFilter::WARN,
+            LogLevel::Error => LevelFilter::ERROR,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("dbbridge: {}", redact::scrub(&format!("{error:#}")));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let data_dir = match cli.data_dir {
+        Some(dir) => dir,
+        None => dirs::data_dir()
+            .context("no platform data dir; pass --data-dir")?
+            .join("dbbridge"),
+    };
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating the data dir {}", data_dir.display()))?;
+    logging::init(&data_dir.join("logs"), cli.log_level.into())
+        .context("opening the log directory")?;
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), data_dir = %data_dir.display(), "dbbridge starting");
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let result = match cli.command {
+        Command::Serve(args) => runtime.block_on(serve(args, data_dir)),
+        Command::Demo(args) => runtime.block_on(demo::run(args, data_dir)),
+    };
+    // stdin is read on a blocking thread that cannot be interrupted; do not wait for it.
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    tracing::info!("dbbridge stopped");
+    result
+}
+
+async fn serve(args: ServeArgs, data_dir: PathBuf) -> Result<()> {
+    let test_hooks = std::env::var("DBBRIDGE_TEST_HOOKS").is_ok_and(|v| v == "1");
+    let bridge = Bridge::new(BridgeConfig {
+        data_dir,
+        max_message_bytes: args.max_message_bytes,
+        test_hooks,
+    });
+    let shutdown = bridge.shutdown.clone();
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move { shutdown.trigger(shutdown::Shutdown::signal().await) }
+    });
+
+    match args.ws {
+        None => {
+            let (connection, writer) = transport::stdio::start(args.max_message_bytes);
+            let served = tokio::spawn(server::serve_connection(bridge.clone(), connection));
+            tokio::select! {
+                // EOF on stdin: the parent is gone.
+                _ = served => shutdown.trigger("stdin closed"),
+                _ = shutdown.token.cancelled() => {}
+            }
+            bridge.stop().await;
+            drop(bridge);
+            if tokio::time::timeout(Duration::from_secs(5), writer)
+                .await
+                .is_err()
+            {
+                tracing::warn!("stdout did not drain within 5 s of shutdown");
+            }
+        }
+        Some(addr) => {
+            let token = args.token.unwrap_or_else(generate_token);
+            let options = transport::ws::WsOptions {
+                token: token.clone(),
+                allowed_origins: args.allow_origin,
+                max_message_bytes: args.max_message_bytes,
+            };
+            let on_connection: transport::ws::OnConnection = {
+                let bridge = bridge.clone();
+                Arc::new(move |connection| {
+                    bridge
+                        .shutdown
+                        .tracker
+                        .spawn(server::serve_connection(bridge.clone(), connection));
+                })
+            };
+            let (local, serving) =
+                transport::ws::bind(addr, options, on_connection, shutdown.token.clone())
+                    .await
+                    .with_context(|| format!("binding {addr}"))?;
+            tracing::info!(%local, "websocket transport listening");
+            print_listening(local, &token);
+            let served = tokio::spawn(serving);
+            shutdown.token.cancelled().await;
+            bridge.stop().await;
+            let _ = tokio::time::timeout(Duration::from_secs(5), served).await;
+        }
+    }
+    Ok(())
+}
+
+#[allow(clippy::print_stdout)]
+fn print_listening(local: SocketAddr, token: &str) {
+    // The one line a front end reads to find the bridge (PROTOCOL.md).
+    println!(
+        "{}",
+        serde_json::json!({ "listening": format!("ws://{local}"), "token": token })
+    );
+}
+
+fn generate_token() -> String {
+    let bytes: [u8; 32] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

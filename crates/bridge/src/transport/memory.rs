@@ -1,0 +1,29 @@
+//! In-memory transport: used by `dbbridge demo` and by unit tests to drive the
+//! real router without a process boundary.
+
+use tokio::sync::mpsc;
+
+use super::{Connection, INBOUND_QUEUE, Inbound, OUTBOUND_QUEUE};
+
+/// The client's end of an in-memory connection.
+#[derive(Debug)]
+pub struct MemoryClient {
+    pub sender: mpsc::Sender<Inbound>,
+    pub receiver: mpsc::Receiver<String>,
+}
+
+/// A connected pair: the server's end and the client's end.
+pub fn pair() -> (Connection, MemoryClient) {
+    let (in_tx, in_rx) = mpsc::channel(INBOUND_QUEUE);
+    let (out_tx, out_rx) = mpsc::channel(OUTBOUND_QUEUE);
+    (
+        Connection {
+            receiver: in_rx,
+            sender: out_tx,
+        },
+        MemoryClient {
+            sender: in_tx,
+            receiver: out_rx,
+        },
+    )
+}

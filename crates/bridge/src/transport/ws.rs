@@ -1,0 +1,155 @@
+//! WebSocket transport (axum): one JSON message per text frame, for front ends
+//! in development. Loopback by default; every client must present the launch
+//! token, and browser Origins must be on the allow-list, all checked before the
+//! upgrade.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures::{SinkExt, StreamExt};
+use subtle::ConstantTimeEq;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::{Connection, INBOUND_QUEUE, Inbound, OUTBOUND_QUEUE};
+
+/// Called once per accepted client with its connection; it serves it.
+pub type OnConnection = Arc<dyn Fn(Connection) + Send + Sync>;
+
+#[derive(Clone)]
+pub struct WsOptions {
+    pub token: String,
+    pub allowed_origins: Vec<String>,
+    pub max_message_bytes: usize,
+}
+
+struct WsState {
+    options: WsOptions,
+    on_connection: OnConnection,
+}
+
+/// Binds the listener; returns the bound address and the future that serves
+/// until `stop` is cancelled.
+pub async fn bind(
+    addr: SocketAddr,
+    options: WsOptions,
+    on_connection: OnConnection,
+    stop: CancellationToken,
+) -> std::io::Result<(SocketAddr, impl Future<Output = std::io::Result<()>>)> {
+    let listener = TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    let state = Arc::new(WsState {
+        options,
+        on_connection,
+    });
+    let app = Router::new()
+        .route("/", axum::routing::get(upgrade))
+        .with_state(state);
+    let serve = async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await
+    };
+    Ok((local, serve))
+}
+
+async fn upgrade(
+    State(state): State<Arc<WsState>>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    if let Err((status, reason)) = authorize(&state.options, &query, &headers) {
+        tracing::warn!(%status, reason, "websocket client refused");
+        return (status, reason).into_response();
+    }
+    let cap = state.options.max_message_bytes;
+    // tungstenite's own limit sits above ours so an oversized message can be
+    // answered with an error; only a far larger one closes the socket.
+    ws.max_message_size(cap.saturating_mul(2))
+        .max_frame_size(cap.saturating_mul(2))
+        .on_upgrade(move |socket| serve_socket(socket, state))
+}
+
+fn authorize(
+    options: &WsOptions,
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Result<(), (StatusCode, &'static str)> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let presented = query.get("token").map(String::as_str).or(bearer);
+    let Some(presented) = presented else {
+        return Err((StatusCode::UNAUTHORIZED, "missing token"));
+    };
+    if !bool::from(presented.as_bytes().ct_eq(options.token.as_bytes())) {
+        return Err((StatusCode::UNAUTHORIZED, "wrong token"));
+    }
+    // Non-browser clients send no Origin; browsers always do, and only the
+    // allow-listed ones may talk to the bridge.
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or_default();
+        if !options.allowed_origins.iter().any(|o| o == origin) {
+            return Err((StatusCode::FORBIDDEN, "origin not allowed"));
+        }
+    }
+    Ok(())
+}
+
+async fn serve_socket(socket: WebSocket, state: Arc<WsState>) {
+    let (in_tx, in_rx) = mpsc::channel(INBOUND_QUEUE);
+    let (out_tx, mut out_rx) = mpsc::channel::<String>(OUTBOUND_QUEUE);
+    (state.on_connection)(Connection {
+        receiver: in_rx,
+        sender: out_tx,
+    });
+    let cap = state.options.max_message_bytes;
+    let (mut sink, mut stream) = socket.split();
+
+    let writer = tokio::spawn(async move {
+        while let Some(text) = out_rx.recv().await {
+            if sink.send(Message::Text(text.into())).await.is_err() {
+                break;
+            }
+        }
+        let _ = sink.close().await;
+    });
+    while let Some(frame) = stream.next().await {
+        let inbound = match frame {
+            Ok(Message::Text(text)) if text.len() > cap => Inbound::TooLarge { limit: cap },
+            Ok(Message::Text(text)) => Inbound::Text(text.to_string()),
+            Ok(Message::Binary(bytes)) if bytes.len() > cap => Inbound::TooLarge { limit: cap },
+            Ok(Message::Binary(bytes)) => {
+                Inbound::Text(String::from_utf8_lossy(&bytes).into_owned())
+            }
+            Ok(Message::Close(_)) => break,
+            Ok(_) => continue,
+            Err(error) => {
+                tracing::info!(%error, "websocket client read failed");
+                break;
+            }
+        };
+        if in_tx.send(inbound).await.is_err() {
+            break;
+        }
+    }
+    drop(in_tx);
+    // Let queued answers go out (a shutdown reply, say), but do not wait on
+    // sessions that still hold a sender for a client that has gone.
+    let abort = writer.abort_handle();
+    if tokio::time::timeout(std::time::Duration::from_secs(1), writer)
+        .await
+        .is_err()
+    {
+        abort.abort();
+    }
+}

@@ -1,0 +1,7 @@
+//! Integration tests: the real `dbbridge` binary over its real transports.
+#![allow(clippy::unwrap_used)]
+
+mod harness;
+mod logging;
+mod stdio;
+mod websocket;

@@ -1,0 +1,207 @@
+//! The stdio transport and the router, through the real binary.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::harness::Bridge;
+
+const T: Duration = Duration::from_secs(30);
+
+#[test]
+fn health_ping_reports_real_figures() {
+    let mut b = Bridge::start();
+    let data = b.ok("health.ping", json!({}));
+    assert_eq!(data["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(data["pid"], b.pid());
+    assert!(
+        data["memoryRssBytes"].as_u64().unwrap() > 1_000_000,
+        "{data}"
+    );
+    assert!(data["uptimeMs"].is_u64());
+    assert!(data["cpuPercent"].is_number());
+    for counter in ["sessions", "runningQueries", "runningJobs"] {
+        assert_eq!(data[counter], 0, "{counter}");
+    }
+    assert!(data.get("secretBackend").is_some());
+}
+
+#[test]
+fn unknown_method_and_unsupported_method() {
+    let mut b = Bridge::start();
+    assert_eq!(
+        b.err("no.such.method", json!({}))["code"],
+        "METHOD_NOT_FOUND"
+    );
+    // A method of the contract whose issue has not landed answers NOT_SUPPORTED.
+    assert_eq!(b.err("backup.list", json!({}))["code"], "NOT_SUPPORTED");
+}
+
+#[test]
+fn invalid_params_name_the_field() {
+    let mut b = Bridge::start();
+    let e = b.err("debug.sleep", json!({"ms": "soon"}));
+    assert_eq!(e["code"], "INVALID_PARAMS");
+    assert_eq!(e["details"]["field"], "ms", "{e}");
+    assert!(e["message"].as_str().unwrap().contains("ms"), "{e}");
+    let e = b.err("debug.sleep", json!({}));
+    assert_eq!(e["code"], "INVALID_PARAMS");
+    assert_eq!(e["details"]["field"], "ms", "{e}");
+}
+
+#[test]
+fn malformed_json_is_answered_and_the_bridge_keeps_serving() {
+    let mut b = Bridge::start();
+    b.send_raw("{\"jsonrpc\":\"2.0\",\"id\":");
+    let resp = b.response(&Value::Null, T);
+    assert_eq!(resp["error"]["code"], -32700);
+    assert_eq!(resp["error"]["data"]["code"], "PARSE_ERROR");
+    // Not an object, and an unusable id.
+    b.send_raw("[1,2]");
+    assert_eq!(
+        b.response(&Value::Null, T)["error"]["data"]["code"],
+        "INVALID_REQUEST"
+    );
+    b.send_raw(r#"{"jsonrpc":"2.0","id":{"x":1},"method":"health.ping"}"#);
+    assert_eq!(
+        b.response(&Value::Null, T)["error"]["data"]["code"],
+        "INVALID_REQUEST"
+    );
+    // Wrong jsonrpc version with a usable id gets an envelope.
+    b.send_raw(r#"{"jsonrpc":"1.0","id":"v1","method":"health.ping"}"#);
+    assert_eq!(
+        b.response(&json!("v1"), T)["result"]["error"]["code"],
+        "INVALID_REQUEST"
+    );
+    assert_eq!(b.ok("health.ping", json!({}))["pid"], b.pid());
+}
+
+#[test]
+fn a_17_mib_line_is_refused_and_the_bridge_keeps_serving() {
+    let mut b = Bridge::start();
+    let big = format!(
+        r#"{{"jsonrpc":"2.0","id":99,"method":"health.ping","params":{{"pad":"{}"}}}}"#,
+        "x".repeat(17 << 20)
+    );
+    b.send_raw(&big);
+    let resp = b.response(&Value::Null, T);
+    assert_eq!(resp["error"]["data"]["code"], "INVALID_REQUEST", "{resp}");
+    assert!(resp["error"]["message"].as_str().unwrap().contains("limit"));
+    assert_eq!(b.ok("health.ping", json!({}))["pid"], b.pid());
+    // The bridge did not buffer the whole line.
+    assert!(crate::harness::rss_bytes(b.pid()) < 64 << 20);
+}
+
+#[test]
+fn three_hundred_pipelined_requests_are_all_answered() {
+    let mut b = Bridge::start();
+    let ids: Vec<i64> = (0..300).map(|_| b.send("health.ping", json!({}))).collect();
+    for id in ids {
+        let resp = b.response(&json!(id), T);
+        assert_eq!(resp["result"]["ok"], true, "{resp}");
+    }
+}
+
+#[test]
+fn a_slow_request_does_not_delay_a_ping() {
+    let mut b = Bridge::start();
+    let slow = b.send("debug.sleep", json!({"ms": 3000}));
+    let started = Instant::now();
+    b.ok("health.ping", json!({}));
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(b.response(&json!(slow), T)["result"]["data"]["slept"], 3000);
+}
+
+#[test]
+fn a_panicking_handler_is_answered_internal_and_the_process_lives() {
+    let mut b = Bridge::start();
+    let e = b.err("debug.panic", json!({}));
+    assert_eq!(e["code"], "INTERNAL");
+    assert_eq!(b.ok("health.ping", json!({}))["pid"], b.pid());
+}
+
+#[test]
+fn rpc_discover_lists_every_method_and_event() {
+    let mut b = Bridge::start();
+    let doc = b.ok("rpc.discover", json!({}));
+    assert_eq!(doc["openrpc"], "1.3.2");
+    let names: Vec<&str> = doc["methods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    for m in [
+        "connection.test",
+        "session.open",
+        "query.run",
+        "metadata.describeTable",
+        "secret.store",
+        "backup.restore",
+        "export.start",
+        "health.ping",
+        "bridge.shutdown",
+        "rpc.discover",
+    ] {
+        assert!(names.contains(&m), "{m} missing");
+    }
+    let events: Vec<&str> = doc["x-events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert!(events.contains(&"query.result") && events.contains(&"backup.restore.done"));
+}
+
+#[test]
+fn bridge_shutdown_answers_then_exits_zero() {
+    let mut b = Bridge::start();
+    assert_eq!(b.ok("bridge.shutdown", json!({})), json!({}));
+    assert!(b.wait_exit(T).success());
+    assert!(b.non_json_lines.lock().unwrap().is_empty());
+}
+
+#[test]
+fn stdin_eof_exits_zero() {
+    let mut b = Bridge::start();
+    b.ok("health.ping", json!({}));
+    b.close_stdin();
+    assert!(b.wait_exit(T).success());
+}
+
+#[test]
+fn sigterm_exits_zero() {
+    let mut b = Bridge::start();
+    b.ok("health.ping", json!({}));
+    let status = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(b.pid().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(b.wait_exit(T).success());
+}
+
+#[test]
+fn nothing_but_json_on_stdout() {
+    let mut b = Bridge::start_with(crate::harness::Options {
+        env: vec![("DBBRIDGE_LOG".into(), "debug".into())],
+        ..Default::default()
+    });
+    b.ok("health.ping", json!({}));
+    b.err("nope", json!({}));
+    b.send_raw("garbage");
+    b.response(&Value::Null, T);
+    b.err("debug.panic", json!({}));
+    b.ok("bridge.shutdown", json!({}));
+    assert!(b.wait_exit(T).success());
+    let bad = b.non_json_lines.lock().unwrap().clone();
+    assert!(bad.is_empty(), "non-JSON lines on stdout: {bad:?}");
+    // The log went to files, not stdout.
+    assert!(b.logs().contains("handler panicked"));
+}

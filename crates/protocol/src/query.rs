@@ -1,0 +1,148 @@
+//! The `query.*` methods, their events, and the value model of result cells.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use ts_rs::TS;
+
+use crate::RpcError;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QueryRunParams {
+    pub session_id: String,
+    /// One or more statements; each produces one result set, in order.
+    pub sql: String,
+    /// Positional parameters bound to the first statement's placeholders.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub params: Option<Vec<serde_json::Value>>,
+    /// Rows per `query.result` batch (default 500; batches are also cut at ~1 MiB or 100 ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub batch_size: Option<u32>,
+    /// Stop reading a result set after this many rows (`truncated: true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(type = "number", optional)]
+    pub max_rows: Option<u64>,
+    /// Cancel the query after this long (`status: "timeout"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(type = "number", optional)]
+    pub timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QueryRunResult {
+    pub query_id: String,
+}
+
+/// How a column's cells are encoded in JSON (see the value table of PROTOCOL.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ValueKind {
+    Bool,
+    /// Fits in 32 bits: a JSON number.
+    Int,
+    /// 64-bit or unsigned 64-bit: a string of digits.
+    Bigint,
+    /// A number; `"NaN"`, `"Infinity"`, `"-Infinity"` as strings.
+    Float,
+    /// Exact, as a string.
+    Decimal,
+    Text,
+    Uuid,
+    Enum,
+    /// Base64.
+    Bytes,
+    /// The JSON text exactly as stored, as a string.
+    Json,
+    Date,
+    Time,
+    Timestamp,
+    Timestamptz,
+    Interval,
+    Array,
+    Other,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ColumnInfo {
+    pub name: String,
+    /// The database's own type name (`int8`, `varchar(20)`, `numeric(12,2)`); empty when it has none.
+    pub db_type: String,
+    pub kind: ValueKind,
+}
+
+/// One batch of rows. `rows` is kept as raw JSON so the bridge can pass the
+/// text it encoded straight from the driver without building a value per cell.
+#[derive(Debug, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QueryResultEvent {
+    pub session_id: String,
+    pub query_id: String,
+    pub result_index: u32,
+    pub batch_index: u32,
+    /// Present on the first batch of each result set, also when it has no rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub columns: Option<Vec<ColumnInfo>>,
+    /// Positional rows: an array of arrays of cell values.
+    #[ts(type = "Array<Array<CellValue>>")]
+    #[schemars(with = "Vec<Vec<serde_json::Value>>")]
+    pub rows: Box<RawValue>,
+}
+
+/// A cell as it travels: see `ValueKind` for which form each kind takes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(untagged)]
+pub enum CellValue {
+    Null(()),
+    Bool(bool),
+    Number(f64),
+    String(String),
+    Array(Vec<CellValue>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum QueryStatus {
+    Completed,
+    Failed,
+    Cancelled,
+    Timeout,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResultSummary {
+    pub result_index: u32,
+    /// The statement's command word (`SELECT`, `INSERT`, `CREATE`, ...).
+    pub command: String,
+    /// Rows sent for this result set.
+    #[ts(type = "number")]
+    pub row_count: u64,
+    /// Rows changed by a data-modifying statement; null for statements that return rows.
+    #[ts(type = "number | null")]
+    pub affected_rows: Option<u64>,
+    pub truncated: bool,
+    /// The last inserted id, where the engine reports one (MySQL, SQLite), as a string.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub last_insert_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QueryDoneEvent {
+    pub session_id: String,
+    pub query_id: String,
+    pub status: QueryStatus,
+    pub results: Vec<ResultSummary>,
+    #[ts(type = "number")]
+    pub duration_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub error: Option<RpcError>,
+}

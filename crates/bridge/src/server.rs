@@ -5,7 +5,7 @@
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use dbbridge_protocol::message::{ErrorResponse, Response};
@@ -13,7 +13,7 @@ use dbbridge_protocol::{Envelope, ErrorCode, Event, Notification, RequestId, Rpc
 use futures::FutureExt;
 use serde_json::Value;
 use serde_json::value::RawValue;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tracing::Instrument;
 
 use crate::health::ProcessSampler;
@@ -30,19 +30,18 @@ const MAX_IN_FLIGHT: usize = 256;
 /// Settings fixed at start.
 #[derive(Debug, Clone)]
 pub struct BridgeConfig {
+    /// Holds `bridge.db`, `backups/`, `logs/` and the secret file.
     pub data_dir: PathBuf,
-    pub max_message_bytes: usize,
     /// Registers `debug.*` methods used by the test suite.
     pub test_hooks: bool,
 }
 
 /// Everything shared by all clients of one bridge process.
 pub struct Bridge {
-    pub config: BridgeConfig,
     pub started: Instant,
     pub shutdown: Shutdown,
     pub router: Router,
-    pub sessions: SessionManager,
+    pub sessions: Arc<SessionManager>,
     pub process: ProcessSampler,
     next_client_id: AtomicU64,
 }
@@ -51,9 +50,9 @@ impl Bridge {
     pub fn new(config: BridgeConfig) -> Arc<Bridge> {
         let shutdown = Shutdown::new();
         let router = crate::handlers::router(config.test_hooks);
+        tracing::debug!(data_dir = %config.data_dir.display(), test_hooks = config.test_hooks, "bridge state ready");
         Arc::new(Bridge {
-            sessions: SessionManager::new(shutdown.clone()),
-            config,
+            sessions: Arc::new(SessionManager::new(shutdown.clone())),
             started: Instant::now(),
             shutdown,
             router,
@@ -105,10 +104,6 @@ impl Client {
             }
         }
     }
-
-    pub fn is_closed(&self) -> bool {
-        self.outbound.is_closed()
-    }
 }
 
 /// What a handler is given besides its params.
@@ -116,13 +111,19 @@ impl Client {
 pub struct RequestCtx {
     pub bridge: Arc<Bridge>,
     pub client: Client,
-    shutdown_after_reply: Arc<AtomicBool>,
+    replied: Arc<std::sync::Mutex<Vec<oneshot::Sender<()>>>>,
 }
 
 impl RequestCtx {
-    /// Shut the bridge down once this request's answer is queued.
-    pub fn shutdown_after_reply(&self) {
-        self.shutdown_after_reply.store(true, Ordering::SeqCst);
+    /// Resolves once this request's answer has been queued to the client, so
+    /// that work started by a handler (a query's events, a shutdown) comes after it.
+    pub fn on_reply(&self) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        self.replied
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(tx);
+        rx
     }
 }
 
@@ -245,9 +246,9 @@ async fn handle_message(bridge: Arc<Bridge>, client: Client, text: String) {
                 let ctx = RequestCtx {
                     bridge: bridge.clone(),
                     client: client.clone(),
-                    shutdown_after_reply: Arc::new(AtomicBool::new(false)),
+                    replied: Default::default(),
                 };
-                let flag = ctx.shutdown_after_reply.clone();
+                let replied = ctx.replied.clone();
                 let result = AssertUnwindSafe(handler(ctx, params))
                     .catch_unwind()
                     .await
@@ -260,9 +261,13 @@ async fn handle_message(bridge: Arc<Bridge>, client: Client, text: String) {
                         tracing::error!(panic = %redact::scrub(&what), "handler panicked");
                         Err(RpcError::internal("internal error: the handler panicked"))
                     });
-                if flag.load(Ordering::SeqCst) {
+                let waiting =
+                    std::mem::take(&mut *replied.lock().unwrap_or_else(|e| e.into_inner()));
+                if !waiting.is_empty() {
                     client.send(response(&id, result)).await;
-                    bridge.shutdown.trigger("bridge.shutdown");
+                    waiting.into_iter().for_each(|tx| {
+                        let _ = tx.send(());
+                    });
                     return None;
                 }
                 result

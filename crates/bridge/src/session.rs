@@ -1,11 +1,33 @@
-//! Sessions: one dedicated database connection each, at most one running query.
+//! Sessions: one dedicated database connection each, so transactions span
+//! calls, with at most one running query. Sessions belong to the client that
+//! opened them, close after an idle timeout, and are all closed (queries
+//! cancelled first) on shutdown.
 
-use dbbridge_protocol::session::SessionClosedReason;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+use dbbridge_db::Connection;
+use dbbridge_protocol::connection::EngineKind;
+use dbbridge_protocol::events::SessionClosed;
+use dbbridge_protocol::session::{SessionClosedEvent, SessionClosedReason, SessionInfo};
+use dbbridge_protocol::{ErrorCode, RpcError};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tokio_util::sync::CancellationToken;
+
+use crate::query::QueryControl;
+use crate::server::Client;
 use crate::shutdown::Shutdown;
 
+/// Sessions close after this long without activity unless the client says otherwise.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
 pub struct SessionManager {
-    _shutdown: Shutdown,
+    sessions: Mutex<HashMap<String, Arc<Session>>>,
+    shutdown: Shutdown,
+    running_queries: AtomicU32,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -14,18 +36,270 @@ pub struct SessionCounts {
     pub running_queries: u32,
 }
 
+pub struct Session {
+    pub id: String,
+    pub connection: Connection,
+    pub client: Client,
+    opened_at: OffsetDateTime,
+    /// Milliseconds since `started` of the last activity.
+    last_activity_ms: AtomicU64,
+    started: Instant,
+    idle_timeout: Duration,
+    running: Mutex<Option<Arc<QueryControl>>>,
+    /// Cancelled when the session is closed, for whatever reason.
+    pub closed: CancellationToken,
+}
+
+impl Session {
+    pub fn kind(&self) -> EngineKind {
+        self.connection.kind()
+    }
+
+    /// Marks the session as used now (resets its idle timer).
+    pub fn touch(&self) {
+        self.last_activity_ms
+            .store(self.started.elapsed().as_millis() as u64, Ordering::SeqCst);
+    }
+
+    fn idle_for(&self) -> Duration {
+        let last = Duration::from_millis(self.last_activity_ms.load(Ordering::SeqCst));
+        self.started.elapsed().saturating_sub(last)
+    }
+
+    pub fn running(&self) -> Option<Arc<QueryControl>> {
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Claims the session for a query; `SESSION_BUSY` if one is running.
+    pub fn claim(&self, query: Arc<QueryControl>) -> Result<(), RpcError> {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        if self.closed.is_cancelled() {
+            return Err(not_found(&self.id));
+        }
+        if let Some(current) = running.as_ref() {
+            return Err(RpcError::new(
+                ErrorCode::SessionBusy,
+                format!("session {} is running query {}", self.id, current.query_id),
+            )
+            .with_details(serde_json::json!({ "runningQueryId": current.query_id })));
+        }
+        *running = Some(query);
+        Ok(())
+    }
+
+    /// Releases the session after `query_id` ended.
+    pub fn release(&self, query_id: &str) {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        if running.as_ref().is_some_and(|q| q.query_id == query_id) {
+            *running = None;
+        }
+        drop(running);
+        self.touch();
+    }
+
+    /// Fails with `SESSION_BUSY` while a query runs (the connection is in use).
+    pub fn ensure_idle(&self) -> Result<(), RpcError> {
+        match self.running() {
+            Some(q) => Err(RpcError::new(
+                ErrorCode::SessionBusy,
+                format!("session {} is running query {}", self.id, q.query_id),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    fn info(&self) -> SessionInfo {
+        let last =
+            self.opened_at + Duration::from_millis(self.last_activity_ms.load(Ordering::SeqCst));
+        SessionInfo {
+            session_id: self.id.clone(),
+            kind: self.kind(),
+            database: self.connection.database().to_string(),
+            opened_at: self.opened_at.format(&Rfc3339).unwrap_or_default(),
+            last_activity_at: last.format(&Rfc3339).unwrap_or_default(),
+            running_query_id: self.running().map(|q| q.query_id.clone()),
+            in_transaction: self.connection.in_transaction(),
+        }
+    }
+}
+
+pub fn not_found(session_id: &str) -> RpcError {
+    RpcError::new(
+        ErrorCode::SessionNotFound,
+        format!("no open session {session_id:?}"),
+    )
+}
+
 impl SessionManager {
     pub fn new(shutdown: Shutdown) -> Self {
         SessionManager {
-            _shutdown: shutdown,
+            sessions: Mutex::new(HashMap::new()),
+            shutdown,
+            running_queries: AtomicU32::new(0),
         }
     }
 
     pub fn counts(&self) -> SessionCounts {
-        SessionCounts::default()
+        SessionCounts {
+            sessions: self
+                .sessions
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .len() as u32,
+            running_queries: self.running_queries.load(Ordering::SeqCst),
+        }
     }
 
-    pub async fn close_all(&self, _reason: SessionClosedReason) {}
+    pub(crate) fn query_started(&self) {
+        self.running_queries.fetch_add(1, Ordering::SeqCst);
+    }
 
-    pub async fn close_for_client(&self, _client: u64) {}
+    pub(crate) fn query_ended(&self) {
+        self.running_queries.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Registers a newly opened connection as a session of `client`.
+    pub fn add(
+        self: &Arc<Self>,
+        connection: Connection,
+        client: Client,
+        idle_timeout: Option<Duration>,
+    ) -> Result<Arc<Session>, RpcError> {
+        if self.shutdown.is_triggered() {
+            return Err(RpcError::new(
+                ErrorCode::ShuttingDown,
+                "the bridge is shutting down",
+            ));
+        }
+        let session = Arc::new(Session {
+            id: crate::ids::new_id("s"),
+            connection,
+            client,
+            opened_at: OffsetDateTime::now_utc(),
+            last_activity_ms: AtomicU64::new(0),
+            started: Instant::now(),
+            idle_timeout: idle_timeout.unwrap_or(DEFAULT_IDLE_TIMEOUT),
+            running: Mutex::new(None),
+            closed: CancellationToken::new(),
+        });
+        self.sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(session.id.clone(), session.clone());
+        tracing::info!(sessionId = %session.id, kind = session.kind().as_str(), "session opened");
+        let (manager, watched) = (self.clone(), session.clone());
+        self.shutdown
+            .tracker
+            .spawn(async move { manager.watch_idle(watched).await });
+        Ok(session)
+    }
+
+    /// The session `id` if it exists and belongs to `client`.
+    pub fn get(&self, id: &str, client: &Client) -> Result<Arc<Session>, RpcError> {
+        let sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        match sessions.get(id) {
+            Some(s) if s.client.id == client.id => Ok(s.clone()),
+            _ => Err(not_found(id)),
+        }
+    }
+
+    pub fn list(&self, client: &Client) -> Vec<SessionInfo> {
+        let sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<_> = sessions
+            .values()
+            .filter(|s| s.client.id == client.id)
+            .map(|s| s.info())
+            .collect();
+        out.sort_by(|a, b| {
+            a.opened_at
+                .cmp(&b.opened_at)
+                .then(a.session_id.cmp(&b.session_id))
+        });
+        out
+    }
+
+    /// Closes a session: cancels its running query and waits for that query's
+    /// `query.done`, then drops the connection. With a reason, the client is
+    /// told by a `session.closed` event.
+    pub async fn close(&self, id: &str, reason: Option<SessionClosedReason>) -> bool {
+        let Some(session) = self
+            .sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id)
+        else {
+            return false;
+        };
+        session.closed.cancel();
+        if let Some(query) = session.running() {
+            query.cancel();
+            if tokio::time::timeout(Duration::from_secs(10), query.finished.cancelled())
+                .await
+                .is_err()
+            {
+                tracing::warn!(sessionId = %session.id, "the running query did not end within 10 s of closing");
+            }
+        }
+        tracing::info!(sessionId = %session.id, reason = ?reason, "session closed");
+        if let Some(reason) = reason {
+            session
+                .client
+                .notify::<SessionClosed>(&SessionClosedEvent {
+                    session_id: session.id.clone(),
+                    reason,
+                })
+                .await;
+        }
+        true
+    }
+
+    pub async fn close_all(&self, reason: SessionClosedReason) {
+        let ids: Vec<String> = self
+            .sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        futures::future::join_all(ids.iter().map(|id| self.close(id, Some(reason)))).await;
+    }
+
+    /// Closes the sessions of a client that has gone.
+    pub async fn close_for_client(&self, client: u64) {
+        let ids: Vec<String> = self
+            .sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|s| s.client.id == client)
+            .map(|s| s.id.clone())
+            .collect();
+        futures::future::join_all(ids.iter().map(|id| self.close(id, None))).await;
+    }
+
+    async fn watch_idle(&self, session: Arc<Session>) {
+        loop {
+            let wait = session
+                .idle_timeout
+                .saturating_sub(session.idle_for())
+                .max(Duration::from_millis(10));
+            tokio::select! {
+                _ = session.closed.cancelled() => return,
+                _ = self.shutdown.token.cancelled() => return,
+                _ = tokio::time::sleep(wait) => {}
+            }
+            if session.running().is_none() && session.idle_for() >= session.idle_timeout {
+                self.close(&session.id, Some(SessionClosedReason::Idle))
+                    .await;
+                return;
+            }
+            if session.running().is_some() {
+                // A running query is activity; look again after a full period.
+                session.touch();
+            }
+        }
+    }
 }

@@ -1,1 +1,200 @@
-//! placeholder
+//! dbbridge connectors: one module per engine behind one contract.
+//!
+//! The set of engines is closed: [`Connection`] is an enum and every operation
+//! is a `match`, so nothing on the row path goes through dynamic dispatch. Rows
+//! are encoded to JSON text once, inside the engine's read loop, and travel as
+//! [`RowBatch`]es through a bounded channel: when the consumer stops reading,
+//! the engine's read stops too.
+//!
+//! This crate knows nothing of JSON-RPC. It uses the protocol crate's data
+//! shapes (value kinds, metadata) and nothing else of it.
+
+pub mod batch;
+pub mod error;
+pub mod sqlite;
+pub mod value;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+pub use batch::{BatchBuilder, RowBatch};
+pub use dbbridge_protocol::connection::{ConnectionSpec, EngineKind};
+use dbbridge_protocol::metadata::{SchemaInfo, TableDescription, TableInfo};
+pub use dbbridge_protocol::query::{ColumnInfo, ResultSummary, ValueKind};
+pub use error::{DbError, DbErrorKind};
+use tokio::sync::mpsc;
+
+/// How many encoded batches may wait between an engine and its consumer.
+pub const STREAM_QUEUE: usize = 4;
+
+/// How a query is to be run.
+#[derive(Debug, Clone)]
+pub struct QueryOptions {
+    /// Rows per batch (at most; batches are also cut by size and time).
+    pub batch_size: usize,
+    /// Stop reading each result set after this many rows.
+    pub max_rows: Option<u64>,
+    /// Positional parameters, bound to every statement that has placeholders.
+    pub params: Vec<serde_json::Value>,
+}
+
+impl Default for QueryOptions {
+    fn default() -> Self {
+        QueryOptions {
+            batch_size: batch::DEFAULT_BATCH_SIZE,
+            max_rows: None,
+            params: Vec::new(),
+        }
+    }
+}
+
+/// What a running query yields, in this order for each result set:
+/// `Columns`, any number of `Rows`, `Done`. An `Err` item ends the stream.
+#[derive(Debug)]
+pub enum StreamItem {
+    Columns {
+        result_index: u32,
+        columns: Vec<ColumnInfo>,
+    },
+    Rows {
+        result_index: u32,
+        batch: RowBatch,
+    },
+    Done(ResultSummary),
+}
+
+/// A running query: its items, and the handle that cancels it.
+#[derive(Debug)]
+pub struct QueryStream {
+    pub items: mpsc::Receiver<Result<StreamItem, DbError>>,
+    pub cancel: CancelHandle,
+}
+
+/// Cancels one running query; clonable and usable from any thread.
+#[derive(Clone)]
+pub struct CancelHandle {
+    requested: Arc<AtomicBool>,
+    engine: EngineCancel,
+}
+
+#[derive(Clone)]
+enum EngineCancel {
+    Sqlite(Arc<rusqlite::InterruptHandle>),
+}
+
+impl std::fmt::Debug for CancelHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CancelHandle")
+            .field("requested", &self.is_requested())
+            .finish()
+    }
+}
+
+impl CancelHandle {
+    /// Asks the engine to stop the query. Returns at once; the stream then ends
+    /// with [`DbErrorKind::Cancelled`] (or, if the query was just finishing,
+    /// normally).
+    pub fn cancel(&self) {
+        self.requested.store(true, Ordering::SeqCst);
+        match &self.engine {
+            EngineCancel::Sqlite(interrupt) => interrupt.interrupt(),
+        }
+    }
+
+    pub fn is_requested(&self) -> bool {
+        self.requested.load(Ordering::SeqCst)
+    }
+}
+
+/// One open database connection, of one of the engines.
+pub enum Connection {
+    Sqlite(sqlite::SqliteConnection),
+}
+
+impl Connection {
+    /// Opens a connection. The password, if any, must already be resolved into
+    /// the spec. Fails with `InvalidInput` for a bad spec (a missing SQLite file
+    /// without `create`), `Connection` or `Auth` when the server says no.
+    pub async fn open(spec: &ConnectionSpec) -> Result<Connection, DbError> {
+        match spec {
+            ConnectionSpec::Sqlite(params) => Ok(Connection::Sqlite(
+                sqlite::SqliteConnection::open(params).await?,
+            )),
+            ConnectionSpec::Postgres(_) | ConnectionSpec::Mysql(_) => Err(DbError::new(
+                DbErrorKind::NotSupported,
+                format!(
+                    "the {} connector is not available yet",
+                    spec.kind().as_str()
+                ),
+            )),
+        }
+    }
+
+    pub fn kind(&self) -> EngineKind {
+        match self {
+            Connection::Sqlite(_) => EngineKind::Sqlite,
+        }
+    }
+
+    /// The server's version string (for SQLite, the library's).
+    pub fn server_version(&self) -> &str {
+        match self {
+            Connection::Sqlite(c) => c.version(),
+        }
+    }
+
+    /// The database name, or the file path for SQLite.
+    pub fn database(&self) -> &str {
+        match self {
+            Connection::Sqlite(c) => c.path(),
+        }
+    }
+
+    /// Whether a transaction is open, where the engine tells (`None` when unknown).
+    pub fn in_transaction(&self) -> Option<bool> {
+        match self {
+            Connection::Sqlite(c) => Some(c.in_transaction()),
+        }
+    }
+
+    /// Runs a round trip to prove the connection works.
+    pub async fn ping(&self) -> Result<(), DbError> {
+        match self {
+            Connection::Sqlite(c) => c.ping().await,
+        }
+    }
+
+    /// Starts running `sql` (one or more statements). Returns at once; the
+    /// results arrive on the stream. One query at a time per connection: the
+    /// caller (the session) enforces it.
+    pub fn run(&self, sql: String, options: QueryOptions) -> Result<QueryStream, DbError> {
+        match self {
+            Connection::Sqlite(c) => c.run(sql, options),
+        }
+    }
+
+    /// Schemas (SQLite: `main`, `temp` and attached databases).
+    pub async fn list_schemas(&self) -> Result<Vec<SchemaInfo>, DbError> {
+        match self {
+            Connection::Sqlite(c) => c.list_schemas().await,
+        }
+    }
+
+    /// Tables and views of one schema, or of every schema.
+    pub async fn list_tables(&self, schema: Option<String>) -> Result<Vec<TableInfo>, DbError> {
+        match self {
+            Connection::Sqlite(c) => c.list_tables(schema).await,
+        }
+    }
+
+    /// Columns, keys and indexes of one table or view; `InvalidInput` if it does not exist.
+    pub async fn describe_table(
+        &self,
+        schema: String,
+        table: String,
+    ) -> Result<TableDescription, DbError> {
+        match self {
+            Connection::Sqlite(c) => c.describe_table(schema, table).await,
+        }
+    }
+}

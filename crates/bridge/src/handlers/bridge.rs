@@ -39,7 +39,12 @@ async fn health_ping(ctx: RequestCtx, _: Empty) -> Result<HealthInfo, RpcError> 
 }
 
 async fn shutdown(ctx: RequestCtx, _: Empty) -> Result<Empty, RpcError> {
-    ctx.shutdown_after_reply();
+    let replied = ctx.on_reply();
+    let shutdown = ctx.bridge.shutdown.clone();
+    tokio::spawn(async move {
+        let _ = replied.await;
+        shutdown.trigger("bridge.shutdown");
+    });
     Ok(Empty {})
 }
 

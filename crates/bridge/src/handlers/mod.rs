@@ -3,6 +3,9 @@
 
 mod bridge;
 mod debug;
+mod metadata;
+mod query;
+mod session;
 
 use crate::router::Router;
 
@@ -10,6 +13,9 @@ use crate::router::Router;
 pub fn router(test_hooks: bool) -> Router {
     let mut router = Router::new();
     bridge::register(&mut router);
+    session::register(&mut router);
+    query::register(&mut router);
+    metadata::register(&mut router);
     if test_hooks {
         debug::register(&mut router);
     }

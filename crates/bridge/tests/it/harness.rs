@@ -9,6 +9,7 @@ use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -30,6 +31,7 @@ pub struct Bridge {
     _tmp: Option<tempfile::TempDir>,
     pub stderr: Arc<Mutex<String>>,
     pub non_json_lines: Arc<Mutex<Vec<String>>>,
+    paused: Arc<AtomicBool>,
 }
 
 #[derive(Default)]
@@ -101,6 +103,7 @@ impl Bridge {
             _tmp: tmp,
             stderr,
             non_json_lines: Arc::new(Mutex::new(Vec::new())),
+            paused: Arc::new(AtomicBool::new(false)),
         };
         if !options.defer_reading {
             bridge.start_reading();
@@ -114,10 +117,14 @@ impl Bridge {
             return;
         };
         let (tx, rx) = mpsc::channel();
+        let paused = self.paused.clone();
         std::thread::spawn(move || {
-            let mut reader = BufReader::with_capacity(1 << 20, stdout);
+            let mut reader = BufReader::with_capacity(64 << 10, stdout);
             let mut line = String::new();
             loop {
+                while paused.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
                 line.clear();
                 match reader.read_line(&mut line) {
                     Ok(0) | Err(_) => break,
@@ -130,6 +137,16 @@ impl Bridge {
             }
         });
         self.lines = Some(rx);
+    }
+
+    /// Stops reading stdout, as a stalled front end would (the reader thread
+    /// finishes the line it is in).
+    pub fn pause_reading(&self) {
+        self.paused.store(true, Ordering::SeqCst);
+    }
+
+    pub fn resume_reading(&self) {
+        self.paused.store(false, Ordering::SeqCst);
     }
 
     pub fn send_raw(&mut self, line: &str) {
@@ -213,14 +230,16 @@ impl Bridge {
         envelope["error"].clone()
     }
 
-    /// The next event matching `pred`, skipping (and dropping) others.
+    /// The first event matching `pred`; other events stay queued in order.
     pub fn event_where(&mut self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + timeout;
+        let mut scanned = 0;
         loop {
-            while let Some(ev) = self.events.pop_front() {
-                if pred(&ev) {
-                    return ev;
+            while scanned < self.events.len() {
+                if pred(&self.events[scanned]) {
+                    return self.events.remove(scanned).unwrap();
                 }
+                scanned += 1;
             }
             if !self.pump(deadline) && Instant::now() >= deadline {
                 panic!(
@@ -305,4 +324,140 @@ pub fn rss_bytes(pid: u32) -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         .map(|kb| kb * 1024)
         .unwrap_or(0)
+}
+
+/// What one query produced, gathered from its events.
+#[derive(Debug, Default)]
+pub struct QueryOutcome {
+    pub query_id: String,
+    /// One entry per result set: its columns and all its rows.
+    pub results: Vec<ResultSet>,
+    pub batches: usize,
+    pub done: Value,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct ResultSet {
+    pub columns: Vec<Value>,
+    pub rows: Vec<Value>,
+}
+
+impl QueryOutcome {
+    pub fn status(&self) -> &str {
+        self.done["status"].as_str().unwrap_or_default()
+    }
+
+    pub fn rows(&self, result: usize) -> &[Value] {
+        &self.results[result].rows
+    }
+}
+
+impl Bridge {
+    /// Opens a SQLite session on `path` (created if missing); returns its id.
+    pub fn open_sqlite(&mut self, path: &str) -> String {
+        let data = self.ok(
+            "session.open",
+            json!({"connection": {"kind": "sqlite", "path": path, "create": true}}),
+        );
+        data["sessionId"].as_str().unwrap().to_string()
+    }
+
+    /// Starts a query; returns its id.
+    pub fn start_query(&mut self, session: &str, sql: &str, extra: Value) -> String {
+        let mut params = json!({"sessionId": session, "sql": sql});
+        if let Value::Object(extra) = extra {
+            params.as_object_mut().unwrap().extend(extra);
+        }
+        let data = self.ok("query.run", params);
+        data["queryId"].as_str().unwrap().to_string()
+    }
+
+    /// Collects every event of `query_id` up to its `query.done`, checking the
+    /// order the protocol promises (batch indexes, columns on first batches).
+    pub fn collect(&mut self, query_id: &str, timeout: Duration) -> QueryOutcome {
+        let mut out = QueryOutcome {
+            query_id: query_id.to_string(),
+            ..Default::default()
+        };
+        let deadline = Instant::now() + timeout;
+        let mut next_batch: HashMap<u64, u64> = HashMap::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let ev = self.event_where(left, |e| e["params"]["queryId"] == query_id);
+            match ev["method"].as_str().unwrap() {
+                "query.result" => {
+                    let p = &ev["params"];
+                    let ri = p["resultIndex"].as_u64().unwrap();
+                    let bi = p["batchIndex"].as_u64().unwrap();
+                    let expected = next_batch.entry(ri).or_insert(0);
+                    assert_eq!(bi, *expected, "batches out of order: {ev}");
+                    *expected += 1;
+                    if bi == 0 {
+                        assert_eq!(ri as usize, out.results.len(), "result sets out of order");
+                        let columns = p["columns"]
+                            .as_array()
+                            .expect("columns on the first batch")
+                            .clone();
+                        out.results.push(ResultSet {
+                            columns,
+                            rows: Vec::new(),
+                        });
+                    } else {
+                        assert!(
+                            p.get("columns").is_none(),
+                            "columns only on the first batch"
+                        );
+                    }
+                    let set = out.results.last_mut().unwrap();
+                    set.rows
+                        .extend(p["rows"].as_array().unwrap().iter().cloned());
+                    out.batches += 1;
+                }
+                "query.done" => {
+                    out.done = ev["params"].clone();
+                    return out;
+                }
+                other => panic!("unexpected event {other}"),
+            }
+        }
+    }
+
+    /// Starts a query while stdout is not being read: the answer is fetched
+    /// after reading resumes, by `collect`.
+    pub fn start_query_unread(&mut self, session: &str, sql: &str) -> String {
+        let id = self.send("query.run", json!({"sessionId": session, "sql": sql}));
+        self.resume_reading();
+        let resp = self.response(&json!(id), Duration::from_secs(30));
+        self.pause_reading();
+        resp["result"]["data"]["queryId"]
+            .as_str()
+            .expect("query id")
+            .to_string()
+    }
+
+    /// Keeps reading for `how_long` as a front end that keeps up would,
+    /// dropping the row batches it reads (other events stay queued).
+    pub fn consume_for(&mut self, how_long: Duration) {
+        let deadline = Instant::now() + how_long;
+        while self.pump(deadline) {
+            self.events.retain(|e| e["method"] != "query.result");
+        }
+        self.events.retain(|e| e["method"] != "query.result");
+    }
+
+    /// Waits for `query_id`'s `query.done`, dropping its row batches.
+    pub fn wait_done(&mut self, query_id: &str, timeout: Duration) -> Value {
+        loop {
+            let ev = self.event_where(timeout, |e| e["params"]["queryId"] == query_id);
+            if ev["method"] == "query.done" {
+                return ev["params"].clone();
+            }
+        }
+    }
+
+    /// Runs a query to its end.
+    pub fn query(&mut self, session: &str, sql: &str, extra: Value) -> QueryOutcome {
+        let id = self.start_query(session, sql, extra);
+        self.collect(&id, Duration::from_secs(120))
+    }
 }

@@ -3,5 +3,6 @@
 
 mod harness;
 mod logging;
+mod sqlite;
 mod stdio;
 mod websocket;

@@ -1,0 +1,67 @@
+//! `query.run`, `query.cancel`.
+
+use std::time::Duration;
+
+use dbbridge_db::QueryOptions;
+use dbbridge_db::batch::DEFAULT_BATCH_SIZE;
+use dbbridge_protocol::methods::{QueryCancel, QueryRun};
+use dbbridge_protocol::query::{QueryRunParams, QueryRunResult};
+use dbbridge_protocol::session::SessionIdParams;
+use dbbridge_protocol::{CancelResult, ErrorCode, RpcError};
+
+use crate::router::Router;
+use crate::server::RequestCtx;
+
+/// The largest batch a client may ask for; larger ones would defeat the 1 MiB cut anyway.
+const MAX_BATCH_SIZE: u32 = 100_000;
+
+pub fn register(router: &mut Router) {
+    router
+        .add::<QueryRun, _, _>(run)
+        .add::<QueryCancel, _, _>(cancel);
+}
+
+async fn run(ctx: RequestCtx, params: QueryRunParams) -> Result<QueryRunResult, RpcError> {
+    let session = ctx.bridge.sessions.get(&params.session_id, &ctx.client)?;
+    session.touch();
+    let batch_size = params.batch_size.unwrap_or(DEFAULT_BATCH_SIZE as u32);
+    if batch_size == 0 || batch_size > MAX_BATCH_SIZE {
+        return Err(RpcError::new(
+            ErrorCode::InvalidParams,
+            format!("batchSize must be between 1 and {MAX_BATCH_SIZE}"),
+        )
+        .with_details(serde_json::json!({ "field": "batchSize" })));
+    }
+    if params.sql.trim().is_empty() {
+        return Err(RpcError::new(ErrorCode::InvalidParams, "sql is empty")
+            .with_details(serde_json::json!({ "field": "sql" })));
+    }
+    let options = QueryOptions {
+        batch_size: batch_size as usize,
+        max_rows: params.max_rows,
+        params: params.params.unwrap_or_default(),
+    };
+    let query_id = crate::query::start(
+        ctx.bridge.clone(),
+        session,
+        params.sql,
+        options,
+        params.timeout_ms.map(Duration::from_millis),
+        ctx.on_reply(),
+    )?;
+    Ok(QueryRunResult { query_id })
+}
+
+async fn cancel(ctx: RequestCtx, params: SessionIdParams) -> Result<CancelResult, RpcError> {
+    let session = ctx.bridge.sessions.get(&params.session_id, &ctx.client)?;
+    session.touch();
+    Ok(CancelResult {
+        cancelled: match session.running() {
+            Some(query) => {
+                query.cancel();
+                true
+            }
+            None => false,
+        },
+    })
+}

@@ -1,0 +1,252 @@
+//! Running one query of a session: the task that forwards the connector's
+//! stream as `query.result` events and ends with exactly one `query.done`.
+//! Cancellation and timeouts both go through the connector's `CancelHandle`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dbbridge_db::{ColumnInfo, DbErrorKind, QueryOptions, QueryStream, StreamItem};
+use dbbridge_protocol::events::QueryDone;
+use dbbridge_protocol::query::{QueryDoneEvent, QueryStatus, ResultSummary};
+use dbbridge_protocol::{ErrorCode, RpcError};
+use tokio::sync::oneshot;
+use tokio::time::sleep_until;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::errors::db_error;
+use crate::server::Bridge;
+use crate::session::Session;
+
+/// The control surface of one running query.
+pub struct QueryControl {
+    pub query_id: String,
+    cancel_requested: CancellationToken,
+    /// Cancelled once `query.done` has been queued.
+    pub finished: CancellationToken,
+}
+
+impl QueryControl {
+    /// Asks the query to stop; it ends with status `cancelled`.
+    pub fn cancel(&self) {
+        self.cancel_requested.cancel();
+    }
+}
+
+/// Starts `sql` on the session. Answers with the query id at once; the events
+/// follow once `replied` fires (the answer is on its way to the client).
+pub fn start(
+    bridge: Arc<Bridge>,
+    session: Arc<Session>,
+    sql: String,
+    options: QueryOptions,
+    timeout: Option<Duration>,
+    replied: oneshot::Receiver<()>,
+) -> Result<String, RpcError> {
+    let control = Arc::new(QueryControl {
+        query_id: crate::ids::new_id("q"),
+        cancel_requested: CancellationToken::new(),
+        finished: CancellationToken::new(),
+    });
+    session.claim(control.clone())?;
+    let stream = match session.connection.run(sql, options) {
+        Ok(stream) => stream,
+        Err(error) => {
+            session.release(&control.query_id);
+            return Err(db_error(error));
+        }
+    };
+    let manager = bridge.sessions.clone();
+    manager.query_started();
+    let span = tracing::info_span!("query", sessionId = %session.id, queryId = %control.query_id);
+    let query_id = control.query_id.clone();
+    bridge.shutdown.tracker.spawn(
+        async move {
+            // Events come after the answer that names the query.
+            let _ = replied.await;
+            drive(&session, &control, stream, timeout).await;
+            manager.query_ended();
+            control.finished.cancel();
+        }
+        .instrument(span),
+    );
+    Ok(query_id)
+}
+
+/// Why forwarding stopped before the stream ended.
+#[derive(Clone, Copy, PartialEq)]
+enum Stop {
+    Cancelled,
+    Timeout,
+    ClientGone,
+}
+
+async fn drive(
+    session: &Session,
+    control: &QueryControl,
+    mut stream: QueryStream,
+    timeout: Option<Duration>,
+) {
+    let started = Instant::now();
+    let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+    let never = CancellationToken::new();
+    let timed_out = async {
+        match deadline {
+            Some(d) => sleep_until(d).await,
+            None => never.cancelled().await,
+        }
+    };
+    tokio::pin!(timed_out);
+
+    let mut results: Vec<ResultSummary> = Vec::new();
+    let mut pending_columns: Option<Vec<ColumnInfo>> = None;
+    let mut batch_index = 0u32;
+    let mut stop: Option<Stop> = None;
+    let mut failure: Option<RpcError> = None;
+
+    loop {
+        let item = tokio::select! {
+            biased;
+            _ = control.cancel_requested.cancelled(), if stop.is_none() => {
+                stop = Some(Stop::Cancelled);
+                stream.cancel.cancel();
+                continue;
+            }
+            _ = &mut timed_out, if stop.is_none() => {
+                stop = Some(Stop::Timeout);
+                stream.cancel.cancel();
+                continue;
+            }
+            item = stream.items.recv() => item,
+        };
+        let Some(item) = item else { break };
+        if stop.is_some() {
+            // Draining after a cancel: the engine stops at its next check.
+            continue;
+        }
+        let text = match item {
+            Ok(StreamItem::Columns { columns, .. }) => {
+                pending_columns = Some(columns);
+                batch_index = 0;
+                continue;
+            }
+            Ok(StreamItem::Rows {
+                result_index,
+                batch,
+            }) => {
+                let text = result_event(
+                    session,
+                    control,
+                    result_index,
+                    batch_index,
+                    pending_columns.take(),
+                    &batch.json,
+                );
+                batch_index += 1;
+                text
+            }
+            Ok(StreamItem::Done(summary)) => {
+                let text = pending_columns.take().map(|columns| {
+                    result_event(
+                        session,
+                        control,
+                        summary.result_index,
+                        batch_index,
+                        Some(columns),
+                        "[]",
+                    )
+                });
+                results.push(summary);
+                match text {
+                    Some(text) => text,
+                    None => continue,
+                }
+            }
+            Err(error) => {
+                if error.kind == DbErrorKind::Cancelled {
+                    stop = Some(Stop::Cancelled);
+                } else {
+                    failure = Some(db_error(error));
+                }
+                continue;
+            }
+        };
+        // A slow client makes this wait, which stops reading the stream,
+        // which stops the engine: back-pressure end to end.
+        let sent = tokio::select! {
+            biased;
+            _ = control.cancel_requested.cancelled() => Err(Stop::Cancelled),
+            _ = &mut timed_out => Err(Stop::Timeout),
+            ok = session.client.send(text) => if ok { Ok(()) } else { Err(Stop::ClientGone) },
+        };
+        if let Err(why) = sent {
+            stop = Some(why);
+            stream.cancel.cancel();
+        }
+    }
+
+    let (status, error) = match (stop, failure) {
+        (Some(Stop::Timeout), _) => (
+            QueryStatus::Timeout,
+            Some(RpcError::new(
+                ErrorCode::QueryTimeout,
+                format!(
+                    "the query ran past its {} ms timeout",
+                    timeout.unwrap_or_default().as_millis()
+                ),
+            )),
+        ),
+        (Some(Stop::Cancelled | Stop::ClientGone), _) => (
+            QueryStatus::Cancelled,
+            Some(RpcError::new(
+                ErrorCode::QueryCancelled,
+                "the query was cancelled",
+            )),
+        ),
+        (None, Some(error)) => (QueryStatus::Failed, Some(crate::server::scrub_error(error))),
+        (None, None) => (QueryStatus::Completed, None),
+    };
+    let done = QueryDoneEvent {
+        session_id: session.id.clone(),
+        query_id: control.query_id.clone(),
+        status,
+        results,
+        duration_ms: started.elapsed().as_millis() as u64,
+        error,
+    };
+    tracing::info!(status = ?status, duration_ms = done.duration_ms, "query ended");
+    // Free the session before telling the client, so its next query.run is never refused.
+    session.release(&control.query_id);
+    if stop != Some(Stop::ClientGone) {
+        session.client.notify::<QueryDone>(&done).await;
+    }
+}
+
+/// The `query.result` notification, built around the batch's JSON text so the
+/// rows are not parsed or re-encoded.
+fn result_event(
+    session: &Session,
+    control: &QueryControl,
+    result_index: u32,
+    batch_index: u32,
+    columns: Option<Vec<ColumnInfo>>,
+    rows_json: &str,
+) -> String {
+    let mut out = String::with_capacity(rows_json.len() + 160);
+    out.push_str(r#"{"jsonrpc":"2.0","method":"query.result","params":{"sessionId":"#);
+    dbbridge_db::value::push_json_str(&mut out, &session.id);
+    out.push_str(r#","queryId":"#);
+    dbbridge_db::value::push_json_str(&mut out, &control.query_id);
+    out.push_str(r#","resultIndex":"#);
+    out.push_str(itoa::Buffer::new().format(result_index));
+    out.push_str(r#","batchIndex":"#);
+    out.push_str(itoa::Buffer::new().format(batch_index));
+    if let Some(columns) = columns {
+        out.push_str(r#","columns":"#);
+        out.push_str(&serde_json::to_string(&columns).unwrap_or_else(|_| "[]".into()));
+    }
+    out.push_str(r#","rows":"#);
+    out.push_str(rows_json);
+    out.push_str("}}");
+    out
+}

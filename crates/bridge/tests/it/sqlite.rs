@@ -1,0 +1,604 @@
+//! SQLite end to end: the real binary, real database files.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::harness::{Bridge, Options, rss_bytes};
+
+const T: Duration = Duration::from_secs(60);
+
+fn db_path(b: &Bridge, name: &str) -> String {
+    b.data_dir.join(name).to_string_lossy().into_owned()
+}
+
+/// A recursive CTE yielding `n` rows of (x, text).
+fn series(n: u64) -> String {
+    format!(
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {n}) \
+         SELECT x, 'row-' || x AS label FROM c"
+    )
+}
+
+const ENDLESS: &str =
+    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c";
+const ENDLESS_SILENT: &str =
+    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c";
+
+#[test]
+fn a_million_rows_stream_exactly_in_many_batches() {
+    let mut b = Bridge::start();
+    let path = db_path(&b, "m.db");
+    let s = b.open_sqlite(&path);
+    let out = b.query(&s, &series(1_000_000), json!({}));
+    assert_eq!(out.status(), "completed", "{}", out.done);
+    let rows = out.rows(0);
+    assert_eq!(rows.len(), 1_000_000);
+    assert_eq!(out.done["results"][0]["rowCount"], 1_000_000);
+    assert_eq!(out.done["results"][0]["truncated"], false);
+    assert!(
+        out.batches >= 2000,
+        "default batches of 500: {}",
+        out.batches
+    );
+    // Exact and in order.
+    for (i, row) in rows.iter().enumerate().step_by(99_991) {
+        assert_eq!(row[0], json!((i + 1).to_string()));
+        assert_eq!(row[1], json!(format!("row-{}", i + 1)));
+    }
+    assert_eq!(rows.last().unwrap()[0], "1000000");
+    assert_eq!(out.results[0].columns[0]["kind"], "bigint");
+}
+
+#[test]
+fn every_value_kind_is_exact() {
+    let mut b = Bridge::start();
+    let path = db_path(&b, "v.db");
+    let s = b.open_sqlite(&path);
+    let setup = b.query(
+        &s,
+        r#"CREATE TABLE v (i INTEGER, r REAL, t TEXT, bl BLOB, n NUMERIC(12,2), bo BOOLEAN, d DATE, ts DATETIME, j JSON, tm TIME);
+           INSERT INTO v VALUES (9223372036854775807, 1.5, 'unicode é 漢字 🎉 "q" \ tab	end', x'00ff10', 12.5, 1, '2024-02-29', '2024-02-29 13:45:07.123456', '{"big": 123456789012345678901234567890}', '13:45:07');
+           INSERT INTO v VALUES (-9223372036854775808, 1e999, '', x'', 7, 0, NULL, NULL, '[]', NULL);
+           INSERT INTO v VALUES (NULL, -1e999, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);"#,
+        json!({}),
+    );
+    assert_eq!(setup.status(), "completed", "{}", setup.done);
+    let out = b.query(&s, "SELECT * FROM v ORDER BY rowid", json!({}));
+    assert_eq!(out.status(), "completed", "{}", out.done);
+    let kinds: Vec<&str> = out.results[0]
+        .columns
+        .iter()
+        .map(|c| c["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "bigint",
+            "float",
+            "text",
+            "bytes",
+            "decimal",
+            "bool",
+            "date",
+            "timestamp",
+            "json",
+            "time"
+        ]
+    );
+    assert_eq!(out.results[0].columns[4]["dbType"], "NUMERIC(12,2)");
+    let rows = out.rows(0);
+    assert_eq!(
+        rows[0],
+        json!([
+            "9223372036854775807",
+            1.5,
+            "unicode é 漢字 🎉 \"q\" \\ tab\tend",
+            "AP8Q",
+            "12.5",
+            true,
+            "2024-02-29",
+            "2024-02-29 13:45:07.123456",
+            "{\"big\": 123456789012345678901234567890}",
+            "13:45:07"
+        ])
+    );
+    assert_eq!(
+        rows[1],
+        json!([
+            "-9223372036854775808",
+            "Infinity",
+            "",
+            "",
+            "7",
+            false,
+            null,
+            null,
+            "[]",
+            null
+        ])
+    );
+    assert_eq!(
+        rows[2],
+        json!([
+            null,
+            "-Infinity",
+            null,
+            null,
+            null,
+            null,
+            null,
+            null,
+            null,
+            null
+        ])
+    );
+
+    // Negative zero survives a round trip; SQLite itself has no NaN (it stores
+    // NULL for one), so inf - inf arrives as null rather than a made-up value.
+    let out = b.query(
+        &s,
+        "SELECT ?1 AS negzero, 1e999 - 1e999 AS nan, ?2 AS big",
+        json!({"params": [-0.0, 9007199254740993_i64]}),
+    );
+    let row = &out.rows(0)[0];
+    let negzero = row[0].as_f64().unwrap();
+    assert!(negzero == 0.0 && negzero.is_sign_negative(), "{row}");
+    assert_eq!(row[1], Value::Null);
+    assert_eq!(row[2], "9007199254740993", "beyond 2^53 stays exact");
+}
+
+#[test]
+fn multi_statement_scripts_give_one_result_set_each() {
+    let mut b = Bridge::start();
+    let path = db_path(&b, "ms.db");
+    let s = b.open_sqlite(&path);
+    let out = b.query(
+        &s,
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT); -- a comment; with a semicolon
+         INSERT INTO t (name) VALUES ('a'), ('b;c');
+         /* block; comment */ SELECT * FROM t ORDER BY id;
+         UPDATE t SET name = 'z' WHERE id = 1;
+         SELECT count(*) AS n FROM t WHERE name = 'z'",
+        json!({}),
+    );
+    assert_eq!(out.status(), "completed", "{}", out.done);
+    let results = out.done["results"].as_array().unwrap();
+    let commands: Vec<&str> = results
+        .iter()
+        .map(|r| r["command"].as_str().unwrap())
+        .collect();
+    assert_eq!(commands, ["CREATE", "INSERT", "SELECT", "UPDATE", "SELECT"]);
+    assert_eq!(results[1]["affectedRows"], 2);
+    assert_eq!(results[1]["lastInsertId"], "2");
+    assert_eq!(results[2]["affectedRows"], Value::Null);
+    assert_eq!(results[3]["affectedRows"], 1);
+    assert_eq!(out.results.len(), 5, "every statement has a result set");
+    assert!(out.results[0].columns.is_empty());
+    assert_eq!(out.rows(2), &[json!(["1", "a"]), json!(["2", "b;c"])]);
+    assert_eq!(out.rows(4), &[json!(["1"])]);
+}
+
+#[test]
+fn cancel_of_an_endless_query_is_prompt_and_the_session_lives() {
+    let mut b = Bridge::start();
+    let path = db_path(&b, "c.db");
+    let s = b.open_sqlite(&path);
+    for sql in [ENDLESS, ENDLESS_SILENT] {
+        let q = b.start_query(&s, sql, json!({}));
+        b.consume_for(Duration::from_millis(300));
+        let asked = Instant::now();
+        assert_eq!(
+            b.ok("query.cancel", json!({"sessionId": s})),
+            json!({"cancelled": true})
+        );
+        let done = b.wait_done(&q, T);
+        let took = asked.elapsed();
+        assert_eq!(done["status"], "cancelled", "{done}");
+        assert_eq!(done["error"]["code"], "QUERY_CANCELLED");
+        assert!(
+            took < Duration::from_millis(500),
+            "{sql}: cancel took {took:?}"
+        );
+        let next = b.query(&s, "SELECT 42 AS answer", json!({}));
+        assert_eq!(next.rows(0), &[json!(["42"])]);
+    }
+    // Nothing running: nothing to cancel.
+    assert_eq!(
+        b.ok("query.cancel", json!({"sessionId": s})),
+        json!({"cancelled": false})
+    );
+}
+
+#[test]
+fn timeout_ends_the_query_with_status_timeout() {
+    let mut b = Bridge::start();
+    let path = db_path(&b, "t.db");
+    let s = b.open_sqlite(&path);
+    let started = Instant::now();
+    let out = b.query(&s, ENDLESS_SILENT, json!({"timeoutMs": 300}));
+    assert_eq!(out.status(), "timeout", "{}", out.done);
+    assert_eq!(out.done["error"]["code"], "QUERY_TIMEOUT");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(b.query(&s, "SELECT 1", json!({})).status(), "completed");
+}
+
+#[test]
+fn max_rows_truncates() {
+    let mut b = Bridge::start();
+    let path = db_path(&b, "x.db");
+    let s = b.open_sqlite(&path);
+    let out = b.query(
+        &s,
+        &series(10_000),
+        json!({"maxRows": 1234, "batchSize": 100}),
+    );
+    assert_eq!(out.rows(0).len(), 1234);
+    assert_eq!(out.done["results"][0]["truncated"], true);
+    assert_eq!(out.done["results"][0]["rowCount"], 1234);
+    assert_eq!(out.batches, 13);
+    let out = b.query(&s, &series(10), json!({"maxRows": 10}));
+    assert_eq!(out.done["results"][0]["truncated"], false);
+}
+
+#[test]
+fn a_second_query_on_a_busy_session_is_refused() {
+    let mut b = Bridge::start();
+    let path = db_path(&b, "b.db");
+    let s = b.open_sqlite(&path);
+    let q = b.start_query(&s, ENDLESS_SILENT, json!({}));
+    let e = b.err("query.run", json!({"sessionId": s, "sql": "SELECT 1"}));
+    assert_eq!(e["code"], "SESSION_BUSY");
+    assert_eq!(e["details"]["runningQueryId"], q.as_str());
+    let listed = b.ok("session.list", json!({}));
+    assert_eq!(listed[0]["runningQueryId"], q.as_str());
+    assert_eq!(b.ok("health.ping", json!({}))["runningQueries"], 1);
+    assert_eq!(
+        b.err("metadata.listTables", json!({"sessionId": s}))["code"],
+        "SESSION_BUSY"
+    );
+    b.ok("query.cancel", json!({"sessionId": s}));
+    assert_eq!(b.collect(&q, T).status(), "cancelled");
+}
+
+#[test]
+fn bad_sql_is_query_failed_with_the_sqlite_code_and_position() {
+    let mut b = Bridge::start();
+    let path = db_path(&b, "e.db");
+    let s = b.open_sqlite(&path);
+    let out = b.query(&s, "SELECT 1;\nSELEC oops", json!({}));
+    assert_eq!(out.status(), "failed");
+    let error = &out.done["error"];
+    assert_eq!(error["code"], "QUERY_FAILED");
+    assert!(
+        error["message"].as_str().unwrap().contains("syntax error"),
+        "{error}"
+    );
+    assert_eq!(error["details"]["sqlstate"], "1", "SQLITE_ERROR");
+    assert_eq!(error["details"]["errno"], 1);
+    assert_eq!(error["details"]["position"], 11, "{error}");
+    assert_eq!(
+        out.done["results"].as_array().unwrap().len(),
+        1,
+        "the first statement ran"
+    );
+    let out = b.query(
+        &s,
+        "CREATE TABLE u (a INTEGER UNIQUE); INSERT INTO u VALUES (1), (1)",
+        json!({}),
+    );
+    assert_eq!(
+        out.done["error"]["details"]["errno"], 2067,
+        "SQLITE_CONSTRAINT_UNIQUE: {}",
+        out.done
+    );
+}
+
+#[test]
+fn unknown_sessions_missing_files_and_bad_params_are_clear_errors() {
+    let mut b = Bridge::start();
+    assert_eq!(
+        b.err(
+            "query.run",
+            json!({"sessionId": "s_nope", "sql": "SELECT 1"})
+        )["code"],
+        "SESSION_NOT_FOUND"
+    );
+    assert_eq!(
+        b.err("session.close", json!({"sessionId": "s_nope"}))["code"],
+        "SESSION_NOT_FOUND"
+    );
+    let missing = db_path(&b, "does-not-exist.db");
+    let e = b.err(
+        "session.open",
+        json!({"connection": {"kind": "sqlite", "path": missing}}),
+    );
+    assert_eq!(e["code"], "INVALID_PARAMS", "{e}");
+    assert!(
+        !std::path::Path::new(&missing).exists(),
+        "nothing was created"
+    );
+    let e = b.err("session.open", json!({"connection": {"kind": "sqlite"}}));
+    assert_eq!(e["code"], "INVALID_PARAMS");
+    assert!(e["message"].as_str().unwrap().contains("path"), "{e}");
+    let e = b.err("query.run", json!({"sessionId": 7, "sql": "SELECT 1"}));
+    assert_eq!(
+        (e["code"].as_str(), e["details"]["field"].as_str()),
+        (Some("INVALID_PARAMS"), Some("sessionId"))
+    );
+    let e = b.err("query.run", json!({"sessionId": "s"}));
+    assert_eq!(e["details"]["field"], "sql");
+    // Not a database file.
+    let junk = db_path(&b, "junk.db");
+    std::fs::write(&junk, vec![b'x'; 4096]).unwrap();
+    let e = b.err(
+        "session.open",
+        json!({"connection": {"kind": "sqlite", "path": junk}}),
+    );
+    assert_eq!(e["code"], "CONNECTION_FAILED", "{e}");
+    // Read-only really is.
+    let path = db_path(&b, "ro.db");
+    let s = b.open_sqlite(&path);
+    b.query(&s, "CREATE TABLE t (a)", json!({}));
+    let ro = b.ok(
+        "session.open",
+        json!({"connection": {"kind": "sqlite", "path": path, "readOnly": true}}),
+    )["sessionId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = b.query(&ro, "INSERT INTO t VALUES (1)", json!({}));
+    assert_eq!(out.status(), "failed");
+    assert_eq!(
+        out.done["error"]["details"]["errno"], 8,
+        "SQLITE_READONLY: {}",
+        out.done
+    );
+}
+
+#[test]
+fn metadata_of_a_schema_with_composite_keys_partial_and_expression_indexes_and_a_view() {
+    let mut b = Bridge::start();
+    let path = db_path(&b, "meta.db");
+    let s = b.open_sqlite(&path);
+    let out = b.query(
+        &s,
+        "CREATE TABLE regions (country TEXT NOT NULL, code TEXT NOT NULL, name TEXT, PRIMARY KEY (country, code));
+         CREATE TABLE shops (
+             id INTEGER PRIMARY KEY AUTOINCREMENT,
+             country TEXT NOT NULL,
+             region TEXT NOT NULL,
+             name TEXT NOT NULL DEFAULT 'unnamed',
+             deleted INTEGER NOT NULL DEFAULT 0,
+             name_lower TEXT GENERATED ALWAYS AS (lower(name)) VIRTUAL,
+             FOREIGN KEY (country, region) REFERENCES regions (country, code) ON UPDATE CASCADE ON DELETE RESTRICT
+         );
+         CREATE UNIQUE INDEX shops_live_name ON shops (name) WHERE deleted = 0;
+         CREATE INDEX shops_lower ON shops (lower(name), country);
+         CREATE VIEW live_shops AS SELECT id, name FROM shops WHERE deleted = 0;",
+        json!({}),
+    );
+    assert_eq!(out.status(), "completed", "{}", out.done);
+
+    let schemas = b.ok("metadata.listSchemas", json!({"sessionId": s}));
+    assert_eq!(schemas[0], json!({"name": "main", "isSystem": false}));
+
+    let tables = b.ok(
+        "metadata.listTables",
+        json!({"sessionId": s, "schema": "main"}),
+    );
+    let names: Vec<(&str, &str)> = tables
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["name"].as_str().unwrap(), t["type"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("live_shops", "view"),
+            ("regions", "table"),
+            ("shops", "table")
+        ]
+    );
+
+    let shops = b.ok(
+        "metadata.describeTable",
+        json!({"sessionId": s, "schema": "main", "table": "shops"}),
+    );
+    let cols = shops["columns"].as_array().unwrap();
+    assert_eq!(cols.len(), 6);
+    assert_eq!(cols[0]["name"], "id");
+    assert_eq!(cols[0]["autoIncrement"], true);
+    assert_eq!(cols[0]["nullable"], false);
+    assert_eq!(cols[0]["kind"], "bigint");
+    assert_eq!(cols[3]["default"], "'unnamed'");
+    assert_eq!(cols[3]["nullable"], false);
+    assert_eq!(cols[5]["generated"], "virtual");
+    assert_eq!(cols[5]["ordinal"], 6);
+    assert_eq!(shops["primaryKey"]["columns"], json!(["id"]));
+    assert_eq!(
+        shops["foreignKeys"],
+        json!([{
+            "name": null, "columns": ["country", "region"], "referencedSchema": "main", "referencedTable": "regions",
+            "referencedColumns": ["country", "code"], "onUpdate": "CASCADE", "onDelete": "RESTRICT"
+        }])
+    );
+    let indexes = shops["indexes"].as_array().unwrap();
+    let live = indexes
+        .iter()
+        .find(|i| i["name"] == "shops_live_name")
+        .unwrap();
+    assert_eq!(live["unique"], true);
+    assert_eq!(live["columns"], json!(["name"]));
+    assert_eq!(live["predicate"], "deleted = 0");
+    let lower = indexes.iter().find(|i| i["name"] == "shops_lower").unwrap();
+    assert_eq!(lower["columns"], json!(["lower(name)", "country"]));
+    assert_eq!(lower["unique"], false);
+    assert_eq!(lower["predicate"], Value::Null);
+
+    let regions = b.ok(
+        "metadata.describeTable",
+        json!({"sessionId": s, "schema": "main", "table": "regions"}),
+    );
+    assert_eq!(regions["primaryKey"]["columns"], json!(["country", "code"]));
+    assert_eq!(regions["columns"][0]["autoIncrement"], false);
+    let pk_index = regions["indexes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["primary"] == true)
+        .unwrap();
+    assert_eq!(pk_index["columns"], json!(["country", "code"]));
+
+    let view = b.ok(
+        "metadata.describeTable",
+        json!({"sessionId": s, "schema": "main", "table": "live_shops"}),
+    );
+    assert_eq!(view["type"], "view");
+    assert_eq!(view["columns"].as_array().unwrap().len(), 2);
+
+    let e = b.err(
+        "metadata.describeTable",
+        json!({"sessionId": s, "schema": "main", "table": "nope"}),
+    );
+    assert_eq!(e["code"], "INVALID_PARAMS");
+    let e = b.err(
+        "metadata.listTables",
+        json!({"sessionId": s, "schema": "nope"}),
+    );
+    assert_eq!(e["code"], "INVALID_PARAMS");
+
+    // An attached database is a schema of its own.
+    let other = db_path(&b, "other.db");
+    b.query(
+        &s,
+        &format!("ATTACH DATABASE '{other}' AS aux; CREATE TABLE aux.extra (x)"),
+        json!({}),
+    );
+    let schemas = b.ok("metadata.listSchemas", json!({"sessionId": s}));
+    assert!(
+        schemas
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["name"] == "aux")
+    );
+    let tables = b.ok(
+        "metadata.listTables",
+        json!({"sessionId": s, "schema": "aux"}),
+    );
+    assert_eq!(tables[0]["name"], "extra");
+}
+
+#[test]
+fn a_stalled_client_keeps_memory_flat() {
+    let mut b = Bridge::start_with(Options::default());
+    let path = db_path(&b, "stall.db");
+    let s = b.open_sqlite(&path);
+    let sql = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3000000) \
+               SELECT x, printf('%080d', x) AS pad, x * 1.5 AS f FROM c";
+    b.pause_reading();
+    let q = b.start_query_unread(&s, sql);
+    let mut peak = 0;
+    for _ in 0..30 {
+        std::thread::sleep(Duration::from_millis(100));
+        peak = peak.max(rss_bytes(b.pid()));
+    }
+    b.resume_reading();
+    let out = b.collect(&q, Duration::from_secs(300));
+    assert_eq!(out.status(), "completed", "{}", out.done);
+    assert_eq!(out.done["results"][0]["rowCount"], 3_000_000);
+    assert_eq!(out.rows(0).len(), 3_000_000);
+    assert!(
+        peak > 0 && peak < 100 << 20,
+        "RSS while stalled: {} MiB",
+        peak >> 20
+    );
+}
+
+#[test]
+fn two_sessions_stream_at_once() {
+    let mut b = Bridge::start();
+    let p1 = db_path(&b, "a.db");
+    let p2 = db_path(&b, "b.db");
+    let s1 = b.open_sqlite(&p1);
+    let s2 = b.open_sqlite(&p2);
+    let q1 = b.start_query(&s1, &series(200_000), json!({}));
+    let q2 = b.start_query(&s2, &series(150_000), json!({"batchSize": 1000}));
+    assert_eq!(b.ok("health.ping", json!({}))["sessions"], 2);
+    let o1 = b.collect(&q1, T);
+    let o2 = b.collect(&q2, T);
+    assert_eq!((o1.status(), o2.status()), ("completed", "completed"));
+    assert_eq!(o1.rows(0).len(), 200_000);
+    assert_eq!(o2.rows(0).len(), 150_000);
+}
+
+#[test]
+fn idle_sessions_are_closed_with_an_event() {
+    let mut b = Bridge::start();
+    let path = db_path(&b, "idle.db");
+    let s = b.ok("session.open", json!({"connection": {"kind": "sqlite", "path": path, "create": true}, "idleTimeoutMs": 400}))
+        ["sessionId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let keep = b.open_sqlite(&path);
+    let ev = b.event_where(Duration::from_secs(5), |e| e["method"] == "session.closed");
+    assert_eq!(ev["params"], json!({"sessionId": s, "reason": "idle"}));
+    assert_eq!(
+        b.err("query.run", json!({"sessionId": s, "sql": "SELECT 1"}))["code"],
+        "SESSION_NOT_FOUND"
+    );
+    // The default timeout is long: the other session is still there.
+    let listed = b.ok("session.list", json!({}));
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(listed[0]["sessionId"], keep.as_str());
+}
+
+#[test]
+fn transactions_span_calls_and_show_in_session_list() {
+    let mut b = Bridge::start();
+    let path = db_path(&b, "tx.db");
+    let s = b.open_sqlite(&path);
+    let other = b.open_sqlite(&path);
+    b.query(&s, "CREATE TABLE t (a)", json!({}));
+    b.query(&s, "BEGIN; INSERT INTO t VALUES (1)", json!({}));
+    let listed = b.ok("session.list", json!({}));
+    let mine = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["sessionId"] == s.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(mine["inTransaction"], true);
+    assert_eq!(mine["kind"], "sqlite");
+    assert_eq!(mine["database"], path.as_str());
+    assert_eq!(
+        b.query(&other, "SELECT count(*) FROM t", json!({})).rows(0),
+        &[json!(["0"])]
+    );
+    b.query(&s, "COMMIT", json!({}));
+    assert_eq!(
+        b.query(&other, "SELECT count(*) FROM t", json!({})).rows(0),
+        &[json!(["1"])]
+    );
+}
+
+#[test]
+fn closing_a_session_cancels_its_query_and_shutdown_closes_all() {
+    let mut b = Bridge::start();
+    let path = db_path(&b, "close.db");
+    let s = b.open_sqlite(&path);
+    let q = b.start_query(&s, ENDLESS_SILENT, json!({}));
+    b.ok("session.close", json!({"sessionId": s}));
+    assert_eq!(b.collect(&q, T).status(), "cancelled");
+    let s2 = b.open_sqlite(&path);
+    let q2 = b.start_query(&s2, ENDLESS_SILENT, json!({}));
+    b.ok("bridge.shutdown", json!({}));
+    assert_eq!(b.collect(&q2, T).status(), "cancelled");
+    let ev = b.event_where(T, |e| e["method"] == "session.closed");
+    assert_eq!(ev["params"], json!({"sessionId": s2, "reason": "shutdown"}));
+    assert!(b.wait_exit(T).success());
+}

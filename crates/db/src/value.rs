@@ -1,0 +1,224 @@
+//! Cell encoding: values go from the driver's row straight into the JSON text
+//! of the outgoing batch, following the value table of PROTOCOL.md. No
+//! `serde_json::Value` is built per cell.
+
+use base64::Engine;
+
+/// Writes one row (a JSON array) into a batch's text.
+pub struct RowWriter<'a> {
+    buf: &'a mut String,
+    first: bool,
+}
+
+impl<'a> RowWriter<'a> {
+    pub(crate) fn new(buf: &'a mut String) -> Self {
+        buf.push('[');
+        RowWriter { buf, first: true }
+    }
+
+    fn sep(&mut self) {
+        if self.first {
+            self.first = false;
+        } else {
+            self.buf.push(',');
+        }
+    }
+
+    pub fn null(&mut self) {
+        self.sep();
+        self.buf.push_str("null");
+    }
+
+    pub fn bool(&mut self, v: bool) {
+        self.sep();
+        self.buf.push_str(if v { "true" } else { "false" });
+    }
+
+    /// `int`: a value that fits in 32 bits, as a JSON number.
+    pub fn int(&mut self, v: i32) {
+        self.sep();
+        self.buf.push_str(itoa::Buffer::new().format(v));
+    }
+
+    /// `bigint`: a 64-bit value, as a string of digits.
+    pub fn bigint(&mut self, v: i64) {
+        self.sep();
+        self.buf.push('"');
+        self.buf.push_str(itoa::Buffer::new().format(v));
+        self.buf.push('"');
+    }
+
+    /// `bigint` for unsigned 64-bit values.
+    pub fn ubigint(&mut self, v: u64) {
+        self.sep();
+        self.buf.push('"');
+        self.buf.push_str(itoa::Buffer::new().format(v));
+        self.buf.push('"');
+    }
+
+    /// `float`: a number; NaN and the infinities as strings.
+    pub fn float(&mut self, v: f64) {
+        self.sep();
+        push_float(self.buf, v);
+    }
+
+    /// A string value (`text`, `decimal`, `uuid`, `json`, dates, ...).
+    pub fn str(&mut self, s: &str) {
+        self.sep();
+        push_json_str(self.buf, s);
+    }
+
+    /// `bytes`: base64.
+    pub fn bytes(&mut self, b: &[u8]) {
+        self.sep();
+        self.buf.push('"');
+        base64::engine::general_purpose::STANDARD.encode_string(b, self.buf);
+        self.buf.push('"');
+    }
+
+    /// Starts a nested array cell; write its elements, then call `end_array`.
+    pub fn begin_array(&mut self) {
+        self.sep();
+        self.buf.push('[');
+        self.first = true;
+    }
+
+    pub fn end_array(&mut self) {
+        self.buf.push(']');
+        self.first = false;
+    }
+
+    pub(crate) fn finish(self) {
+        self.buf.push(']');
+    }
+}
+
+/// Appends a float as JSON: shortest round-trip form; NaN and infinities as strings.
+pub fn push_float(buf: &mut String, v: f64) {
+    if v.is_nan() {
+        buf.push_str("\"NaN\"");
+    } else if v.is_infinite() {
+        buf.push_str(if v > 0.0 {
+            "\"Infinity\""
+        } else {
+            "\"-Infinity\""
+        });
+    } else {
+        buf.push_str(ryu::Buffer::new().format_finite(v));
+    }
+}
+
+/// Appends `s` as a JSON string literal.
+pub fn push_json_str(buf: &mut String, s: &str) {
+    buf.reserve(s.len() + 2);
+    buf.push('"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape: &str = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x00..=0x1f => "",
+            _ => continue,
+        };
+        buf.push_str(&s[start..i]);
+        if escape.is_empty() {
+            buf.push_str("\\u00");
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            buf.push(HEX[(b >> 4) as usize] as char);
+            buf.push(HEX[(b & 0xf) as usize] as char);
+        } else {
+            buf.push_str(escape);
+        }
+        start = i + 1;
+    }
+    buf.push_str(&s[start..]);
+    buf.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_round_trip_through_serde_json() {
+        for s in [
+            "",
+            "plain",
+            "quote \" and \\ slash",
+            "ctl \u{0} \u{1f} \n\t\r",
+            "unicode é 漢字 🎉",
+            "\u{7f}",
+        ] {
+            let mut buf = String::new();
+            push_json_str(&mut buf, s);
+            let back: String = serde_json::from_str(&buf).expect("valid JSON");
+            assert_eq!(back, s);
+        }
+    }
+
+    #[test]
+    fn floats() {
+        let mut buf = String::new();
+        for v in [
+            0.0,
+            -0.0,
+            1.5,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            1e300,
+            f64::MIN_POSITIVE,
+        ] {
+            buf.clear();
+            push_float(&mut buf, v);
+            let parsed: serde_json::Value = serde_json::from_str(&buf).expect("valid JSON");
+            if v.is_finite() {
+                assert_eq!(parsed.as_f64(), Some(v));
+                assert_eq!(
+                    parsed.as_f64().map(f64::is_sign_negative),
+                    Some(v.is_sign_negative())
+                );
+            } else {
+                assert!(parsed.is_string());
+            }
+        }
+    }
+
+    #[test]
+    fn a_row_with_every_writer() {
+        let mut buf = String::new();
+        let mut row = RowWriter::new(&mut buf);
+        row.null();
+        row.bool(true);
+        row.int(-5);
+        row.bigint(i64::MAX);
+        row.ubigint(u64::MAX);
+        row.float(2.5);
+        row.str("x");
+        row.bytes(b"\x00\xff");
+        row.begin_array();
+        row.int(1);
+        row.null();
+        row.end_array();
+        row.finish();
+        let v: serde_json::Value = serde_json::from_str(&buf).expect("valid JSON");
+        assert_eq!(
+            v,
+            serde_json::json!([
+                null,
+                true,
+                -5,
+                "9223372036854775807",
+                "18446744073709551615",
+                2.5,
+                "x",
+                "AP8=",
+                [1, null]
+            ])
+        );
+    }
+}

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what the build and the tests need on a fresh Debian or Ubuntu
 # machine, and only what is missing, so a second run costs nothing.
-# Database servers are installed here; the tests start throwaway instances of
-# them in temp dirs (see crates/bridge/tests/it/servers.rs).
+# Database servers are installed here (packages only: their own services are
+# not started); the Postgres and MySQL tests start throwaway instances in temp
+# dirs. The SQLite tests need nothing but the bundled library; the sqlite3 CLI
+# is the baseline of `cargo xtask bench sqlite`.
 set -euo pipefail
 
 SUDO=""

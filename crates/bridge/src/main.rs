@@ -14,7 +14,6 @@ mod router;
 mod server;
 mod session;
 mod shutdown;
-#[allow(dead_code)]
 mod transport;
 
 use std::net::SocketAddr;

@@ -21,4 +21,14 @@ actionlint .github/workflows/ci.yml
 
 step "cargo test"
 # A missing database server is a failure, never a skip, when CI is set.
-cargo test --workspace --quiet -- --test-threads "${DBBRIDGE_TEST_THREADS:-4}"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --workspace --quiet -- --test-threads "${DBBRIDGE_TEST_THREADS:-4}" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line for the whole run (cargo's last line is often the doc
+# tests' "0 passed", which says nothing of the run).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"

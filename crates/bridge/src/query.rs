@@ -218,7 +218,16 @@ async fn drive(
     // Free the session before telling the client, so its next query.run is never refused.
     session.release(&control.query_id);
     if stop != Some(Stop::ClientGone) {
-        session.client.notify::<QueryDone>(&done).await;
+        let notify = session.client.notify::<QueryDone>(&done);
+        if session.closed.is_cancelled() {
+            // The session is closing (shutdown, idle, client request): do not let
+            // a client that stopped reading hold the close up.
+            if tokio::time::timeout(Duration::from_secs(1), notify).await.is_err() {
+                tracing::warn!("query.done not delivered: the client is not reading");
+            }
+        } else {
+            notify.await;
+        }
     }
 }
 

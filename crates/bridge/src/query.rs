@@ -222,7 +222,10 @@ async fn drive(
         if session.closed.is_cancelled() {
             // The session is closing (shutdown, idle, client request): do not let
             // a client that stopped reading hold the close up.
-            if tokio::time::timeout(Duration::from_secs(1), notify).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(1), notify)
+                .await
+                .is_err()
+            {
                 tracing::warn!("query.done not delivered: the client is not reading");
             }
         } else {

@@ -245,13 +245,18 @@ impl SessionManager {
         }
         tracing::info!(sessionId = %session.id, reason = ?reason, "session closed");
         if let Some(reason) = reason {
-            session
-                .client
-                .notify::<SessionClosed>(&SessionClosedEvent {
-                    session_id: session.id.clone(),
-                    reason,
-                })
-                .await;
+            let event = SessionClosedEvent {
+                session_id: session.id.clone(),
+                reason,
+            };
+            // A client that stopped reading must not hold up a close (or a shutdown).
+            let notify = session.client.notify::<SessionClosed>(&event);
+            if tokio::time::timeout(Duration::from_secs(1), notify)
+                .await
+                .is_err()
+            {
+                tracing::warn!(sessionId = %session.id, "session.closed not delivered: the client is not reading");
+            }
         }
         true
     }

@@ -602,3 +602,38 @@ fn closing_a_session_cancels_its_query_and_shutdown_closes_all() {
     assert_eq!(ev["params"], json!({"sessionId": s2, "reason": "shutdown"}));
     assert!(b.wait_exit(T).success());
 }
+
+#[test]
+fn sigterm_with_a_stalled_client_mid_stream_still_exits_zero() {
+    let mut b = Bridge::start();
+    let s = b.open_sqlite(":memory:");
+    b.pause_reading();
+    b.start_query_unread(&s, "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x, printf('%0100d', x) FROM c");
+    std::thread::sleep(Duration::from_millis(1000));
+    let started = Instant::now();
+    assert!(
+        std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(b.pid().to_string())
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = b.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the bridge hung on shutdown behind a stalled client"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success());
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+}

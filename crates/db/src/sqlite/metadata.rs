@@ -20,6 +20,18 @@ fn q(e: rusqlite::Error) -> DbError {
     map_error(e, None)
 }
 
+/// Every row of `sql`, mapped by `f`.
+fn rows<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    f: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>> {
+    let mut stmt = conn.prepare(sql).map_err(q)?;
+    let mapped = stmt.query_map(params, f).map_err(q)?;
+    mapped.collect::<std::result::Result<_, _>>().map_err(q)
+}
+
 /// Quotes an identifier for SQL text.
 fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
@@ -38,14 +50,12 @@ pub fn list_schemas(conn: &Connection) -> Result<Vec<SchemaInfo>> {
 }
 
 fn schema_names(conn: &Connection) -> Result<Vec<String>> {
-    let mut stmt = conn
-        .prepare("SELECT name FROM pragma_database_list ORDER BY seq")
-        .map_err(q)?;
-    let names = stmt
-        .query_map([], |r| r.get::<_, String>(0))
-        .map_err(q)?
-        .collect::<std::result::Result<_, _>>();
-    names.map_err(q)
+    rows(
+        conn,
+        "SELECT name FROM pragma_database_list ORDER BY seq",
+        [],
+        |r| r.get(0),
+    )
 }
 
 fn check_schema(conn: &Connection, schema: &str) -> Result<()> {
@@ -73,12 +83,8 @@ pub fn list_tables(conn: &Connection, schema: Option<&str>) -> Result<Vec<TableI
              AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
             ident(&schema)
         );
-        let mut stmt = conn.prepare(&sql).map_err(q)?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-            .map_err(q)?;
-        for row in rows {
-            let (name, kind) = row.map_err(q)?;
+        let found: Vec<(String, String)> = rows(conn, &sql, [], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        for (name, kind) in found {
             out.push(TableInfo {
                 schema: schema.clone(),
                 name,
@@ -116,23 +122,17 @@ pub fn describe_table(conn: &Connection, schema: &str, table: &str) -> Result<Ta
     let without_rowid = upper_sql.contains("WITHOUT ROWID");
 
     // cid, name, type, notnull, dflt_value, pk, hidden
-    let mut stmt = conn
-        .prepare(&format!("PRAGMA {s}.table_xinfo({})", ident(table)))
-        .map_err(q)?;
-    let raw: Vec<(String, String, bool, Option<String>, i64, i64)> = stmt
-        .query_map([], |r| {
-            Ok((
-                r.get(1)?,
-                r.get(2)?,
-                r.get::<_, i64>(3)? != 0,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
-            ))
-        })
-        .map_err(q)?
-        .collect::<std::result::Result<_, _>>()
-        .map_err(q)?;
+    let sql = format!("PRAGMA {s}.table_xinfo({})", ident(table));
+    let raw: Vec<(String, String, bool, Option<String>, i64, i64)> = rows(conn, &sql, [], |r| {
+        Ok((
+            r.get(1)?,
+            r.get(2)?,
+            r.get::<_, i64>(3)? != 0,
+            r.get(4)?,
+            r.get(5)?,
+            r.get(6)?,
+        ))
+    })?;
 
     let mut pk: Vec<(i64, String)> = raw
         .iter()
@@ -207,11 +207,9 @@ pub fn describe_table(conn: &Connection, schema: &str, table: &str) -> Result<Ta
 fn foreign_keys(conn: &Connection, schema: &str, table: &str) -> Result<Vec<ForeignKey>> {
     let s = ident(schema);
     // id, seq, table, from, to, on_update, on_delete, match
-    let mut stmt = conn
-        .prepare(&format!("PRAGMA {s}.foreign_key_list({})", ident(table)))
-        .map_err(q)?;
-    let rows: Vec<(i64, String, String, Option<String>, String, String)> = stmt
-        .query_map([], |r| {
+    let sql = format!("PRAGMA {s}.foreign_key_list({})", ident(table));
+    let keys: Vec<(i64, String, String, Option<String>, String, String)> =
+        rows(conn, &sql, [], |r| {
             Ok((
                 r.get(0)?,
                 r.get(2)?,
@@ -220,12 +218,9 @@ fn foreign_keys(conn: &Connection, schema: &str, table: &str) -> Result<Vec<Fore
                 r.get(5)?,
                 r.get(6)?,
             ))
-        })
-        .map_err(q)?
-        .collect::<std::result::Result<_, _>>()
-        .map_err(q)?;
+        })?;
     let mut out: Vec<(i64, ForeignKey)> = Vec::new();
-    for (id, ref_table, from, to, on_update, on_delete) in rows {
+    for (id, ref_table, from, to, on_update, on_delete) in keys {
         if out.last().map(|(last, _)| *last) != Some(id) {
             out.push((
                 id,
@@ -259,35 +254,22 @@ fn foreign_keys(conn: &Connection, schema: &str, table: &str) -> Result<Vec<Fore
 }
 
 fn describe_primary_key(conn: &Connection, schema: &str, table: &str) -> Result<Vec<String>> {
-    let mut stmt = conn
-        .prepare("SELECT name, pk FROM pragma_table_info(?1, ?2) WHERE pk > 0 ORDER BY pk")
-        .map_err(q)?;
-    let cols = stmt
-        .query_map([table, schema], |r| r.get::<_, String>(0))
-        .map_err(q)?
-        .collect::<std::result::Result<_, _>>()
-        .map_err(q)?;
-    Ok(cols)
+    let sql = "SELECT name, pk FROM pragma_table_info(?1, ?2) WHERE pk > 0 ORDER BY pk";
+    rows(conn, sql, [table, schema], |r| r.get(0))
 }
 
 fn indexes(conn: &Connection, schema: &str, table: &str) -> Result<Vec<IndexInfo>> {
     let s = ident(schema);
     // seq, name, unique, origin, partial
-    let mut stmt = conn
-        .prepare(&format!("PRAGMA {s}.index_list({})", ident(table)))
-        .map_err(q)?;
-    let list: Vec<(String, bool, String, bool)> = stmt
-        .query_map([], |r| {
-            Ok((
-                r.get(1)?,
-                r.get::<_, i64>(2)? != 0,
-                r.get(3)?,
-                r.get::<_, i64>(4)? != 0,
-            ))
-        })
-        .map_err(q)?
-        .collect::<std::result::Result<_, _>>()
-        .map_err(q)?;
+    let sql = format!("PRAGMA {s}.index_list({})", ident(table));
+    let list: Vec<(String, bool, String, bool)> = rows(conn, &sql, [], |r| {
+        Ok((
+            r.get(1)?,
+            r.get::<_, i64>(2)? != 0,
+            r.get(3)?,
+            r.get::<_, i64>(4)? != 0,
+        ))
+    })?;
     let mut out = Vec::new();
     for (name, unique, origin, partial) in list {
         let sql: Option<String> = conn
@@ -301,16 +283,10 @@ fn indexes(conn: &Connection, schema: &str, table: &str) -> Result<Vec<IndexInfo
             .flatten();
         let parsed = sql.as_deref().map(parse_create_index);
         // seqno, cid, name, desc, coll, key: only key columns are the index's terms.
-        let mut stmt = conn
-            .prepare(&format!("PRAGMA {s}.index_xinfo({})", ident(&name)))
-            .map_err(q)?;
-        let parts: Vec<(i64, i64, Option<String>, bool)> = stmt
-            .query_map([], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, i64>(5)? != 0))
-            })
-            .map_err(q)?
-            .collect::<std::result::Result<_, _>>()
-            .map_err(q)?;
+        let sql = format!("PRAGMA {s}.index_xinfo({})", ident(&name));
+        let parts: Vec<(i64, i64, Option<String>, bool)> = rows(conn, &sql, [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, i64>(5)? != 0))
+        })?;
         let columns = parts
             .into_iter()
             .filter(|part| part.3)

@@ -261,28 +261,30 @@ impl SessionManager {
         true
     }
 
+    /// Closes every session on shutdown, telling each client why.
     pub async fn close_all(&self, reason: SessionClosedReason) {
-        let ids: Vec<String> = self
-            .sessions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .keys()
-            .cloned()
-            .collect();
-        futures::future::join_all(ids.iter().map(|id| self.close(id, Some(reason)))).await;
+        self.close_where(|_| true, Some(reason)).await;
     }
 
-    /// Closes the sessions of a client that has gone.
+    /// Closes the sessions of a client that has gone (nobody left to tell).
     pub async fn close_for_client(&self, client: u64) {
-        let ids: Vec<String> = self
-            .sessions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .filter(|s| s.client.id == client)
-            .map(|s| s.id.clone())
-            .collect();
-        futures::future::join_all(ids.iter().map(|id| self.close(id, None))).await;
+        self.close_where(|s| s.client.id == client, None).await;
+    }
+
+    async fn close_where(
+        &self,
+        which: impl Fn(&Session) -> bool,
+        reason: Option<SessionClosedReason>,
+    ) {
+        let ids: Vec<String> = {
+            let sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+            sessions
+                .values()
+                .filter(|s| which(s))
+                .map(|s| s.id.clone())
+                .collect()
+        };
+        futures::future::join_all(ids.iter().map(|id| self.close(id, reason))).await;
     }
 
     async fn watch_idle(&self, session: Arc<Session>) {

@@ -72,6 +72,38 @@ fn send(out: &Out, item: StreamItem) -> Result<(), Stop> {
     out.blocking_send(Ok(item)).map_err(|_| Stop::ConsumerGone)
 }
 
+/// Sends the items of one result set.
+struct ResultSender<'a> {
+    out: &'a Out,
+    result_index: u32,
+}
+
+impl ResultSender<'_> {
+    fn columns(&self, columns: Vec<ColumnInfo>) -> Result<(), Stop> {
+        send(
+            self.out,
+            StreamItem::Columns {
+                result_index: self.result_index,
+                columns,
+            },
+        )
+    }
+
+    fn rows(&self, builder: &mut BatchBuilder) -> Result<(), Stop> {
+        send(
+            self.out,
+            StreamItem::Rows {
+                result_index: self.result_index,
+                batch: builder.take(),
+            },
+        )
+    }
+
+    fn done(&self, summary: ResultSummary) -> Result<(), Stop> {
+        send(self.out, StreamItem::Done(summary))
+    }
+}
+
 fn run_statement(
     conn: &rusqlite::Connection,
     mut stmt: Statement<'_>,
@@ -82,6 +114,7 @@ fn run_statement(
     cancel: &AtomicBool,
 ) -> Result<(), Stop> {
     bind_params(&mut stmt, &options.params).map_err(Stop::Failed)?;
+    let sender = ResultSender { out, result_index };
     let column_count = stmt.column_count();
     let command = command_word(&stmt, column_count > 0);
 
@@ -91,24 +124,15 @@ fn run_statement(
         let modifies = matches!(command.as_str(), "INSERT" | "UPDATE" | "DELETE" | "REPLACE");
         let last_insert_id = matches!(command.as_str(), "INSERT" | "REPLACE")
             .then(|| conn.last_insert_rowid().to_string());
-        send(
-            out,
-            StreamItem::Columns {
-                result_index,
-                columns: Vec::new(),
-            },
-        )?;
-        return send(
-            out,
-            StreamItem::Done(ResultSummary {
-                result_index,
-                command,
-                row_count: 0,
-                affected_rows: Some(if modifies { conn.changes() } else { 0 }),
-                truncated: false,
-                last_insert_id,
-            }),
-        );
+        sender.columns(Vec::new())?;
+        return sender.done(ResultSummary {
+            result_index,
+            command,
+            row_count: 0,
+            affected_rows: Some(if modifies { conn.changes() } else { 0 }),
+            truncated: false,
+            last_insert_id,
+        });
     }
 
     let declared: Vec<(String, Option<String>)> = stmt
@@ -157,13 +181,7 @@ fn run_statement(
                     *kind = Some(kind_of_value(row.get_ref_unwrap(i)));
                 }
             }
-            send(
-                out,
-                StreamItem::Columns {
-                    result_index,
-                    columns: columns_of(&kinds),
-                },
-            )?;
+            sender.columns(columns_of(&kinds))?;
             columns_sent = true;
         }
         builder.row(|w| {
@@ -173,45 +191,25 @@ fn run_statement(
         });
         row_count += 1;
         if builder.is_due() {
-            send(
-                out,
-                StreamItem::Rows {
-                    result_index,
-                    batch: builder.take(),
-                },
-            )?;
+            sender.rows(&mut builder)?;
         }
     }
     drop(rows);
+    // A result set with no rows still announces its columns; the last partial batch goes out.
     if !columns_sent {
-        send(
-            out,
-            StreamItem::Columns {
-                result_index,
-                columns: columns_of(&kinds),
-            },
-        )?;
+        sender.columns(columns_of(&kinds))?;
     }
     if !builder.is_empty() {
-        send(
-            out,
-            StreamItem::Rows {
-                result_index,
-                batch: builder.take(),
-            },
-        )?;
+        sender.rows(&mut builder)?;
     }
-    send(
-        out,
-        StreamItem::Done(ResultSummary {
-            result_index,
-            command,
-            row_count,
-            affected_rows: None,
-            truncated,
-            last_insert_id: None,
-        }),
-    )
+    sender.done(ResultSummary {
+        result_index,
+        command,
+        row_count,
+        affected_rows: None,
+        truncated,
+        last_insert_id: None,
+    })
 }
 
 /// One cell, by its storage class. Integers are `bigint` strings (SQLite

@@ -133,7 +133,12 @@ cpuPercent: number, memoryRssBytes: number, sessions: number, runningQueries: nu
 /**
  * The secret store in use; null until one is configured.
  */
-secretBackend: SecretBackend | null, };
+secretBackend: SecretBackend | null, 
+/**
+ * For the encrypted-file store: where its key comes from (`localKey` is
+ * the weakest); absent for the keychain.
+ */
+secretKeySource?: SecretKeySource, };
 
 export type IndexInfo = { name: string, 
 /**
@@ -240,6 +245,11 @@ export type SecretGetResult = { value: SecretString, };
 
 export type SecretKeyParams = { key: string, };
 
+/**
+ * Where the encrypted-file store's key comes from.
+ */
+export type SecretKeySource = "env" | "passphrase" | "localKey";
+
 export type SecretStoreParams = { key: string, value: SecretString, };
 
 export type SecretStoreResult = { backend: SecretBackend, };
@@ -249,6 +259,8 @@ export type SecretStoreResult = { backend: SecretBackend, };
  * value, so it cannot leak through a `{:?}` in a log line or panic message.
  */
 export type SecretString = string;
+
+export type SecretUnlockParams = { passphrase: SecretString, };
 
 /**
  * Postgres or MySQL: either `url`, or host/port/database/user.
@@ -334,6 +346,8 @@ export interface Methods {
   "secret.delete": { params: SecretKeyParams; result: Empty };
   /** List the keys of stored secrets. */
   "secret.list": { params: Empty; result: Array<string> };
+  /** Unlock the encrypted-file store with its passphrase; on a store that is open, re-encrypt it under the passphrase from now on. */
+  "secret.unlock": { params: SecretUnlockParams; result: Empty };
   /** Start a backup job. */
   "backup.start": { params: BackupStartParams; result: BackupStartResult };
   /** List backups in the catalog. */

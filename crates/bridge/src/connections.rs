@@ -1,30 +1,61 @@
-//! Turning `ConnectionParams` into a connector's spec: saved connections and
-//! passwords kept in the secret store are resolved here.
+//! Turning `ConnectionParams` into a connector's spec: saved connections are
+//! read from `bridge.db`, and `passwordSecret` is read from the secret store.
 
-use dbbridge_protocol::connection::{ConnectionParams, ConnectionSpec, ServerConnection};
+use dbbridge_protocol::connection::{
+    ConnectionParams, ConnectionSpec, SecretString, ServerConnection,
+};
 use dbbridge_protocol::{ErrorCode, RpcError};
+use secrecy::ExposeSecret;
 
-/// The full spec, with any password resolved. The secret store and saved
-/// connections arrive with their own issue; until then they answer `NOT_SUPPORTED`.
-pub fn resolve(params: ConnectionParams) -> Result<ConnectionSpec, RpcError> {
-    match params {
-        ConnectionParams::Saved(saved) => Err(RpcError::new(
-            ErrorCode::NotSupported,
-            format!(
-                "saved connection {:?}: saved connections are not available yet",
-                saved.connection_id
-            ),
-        )),
-        ConnectionParams::Spec(spec) => {
-            if let ConnectionSpec::Postgres(server) | ConnectionSpec::Mysql(server) = &spec {
-                check_server(server)?;
-            }
-            Ok(spec)
-        }
-    }
+use crate::server::Bridge;
+
+/// The secret-store key under which `connection.save` keeps a connection's password.
+pub fn owned_secret_key(connection_id: &str) -> String {
+    format!("connection/{connection_id}/password")
 }
 
-fn check_server(server: &ServerConnection) -> Result<(), RpcError> {
+pub fn unknown_connection(id: &str) -> RpcError {
+    RpcError::new(
+        ErrorCode::InvalidParams,
+        format!("no saved connection {id:?}"),
+    )
+    .with_details(serde_json::json!({ "field": "connectionId" }))
+}
+
+/// The full spec, with any password resolved.
+pub async fn resolve(
+    bridge: &Bridge,
+    params: ConnectionParams,
+) -> Result<ConnectionSpec, RpcError> {
+    let mut spec = match params {
+        ConnectionParams::Spec(spec) => spec,
+        ConnectionParams::Saved(saved) => {
+            let row = bridge
+                .catalog
+                .connection(&saved.connection_id)
+                .await?
+                .ok_or_else(|| unknown_connection(&saved.connection_id))?;
+            let mut spec: ConnectionSpec = serde_json::from_str(&row.spec).map_err(|e| {
+                RpcError::internal(format!("saved connection {} is unreadable: {e}", row.id))
+            })?;
+            if let Some(timeout) = saved.connect_timeout_ms {
+                match &mut spec {
+                    ConnectionSpec::Postgres(s) | ConnectionSpec::Mysql(s) => {
+                        s.connect_timeout_ms = Some(timeout)
+                    }
+                    ConnectionSpec::Sqlite(s) => s.connect_timeout_ms = Some(timeout),
+                }
+            }
+            spec
+        }
+    };
+    if let ConnectionSpec::Postgres(server) | ConnectionSpec::Mysql(server) = &mut spec {
+        resolve_password(bridge, server).await?;
+    }
+    Ok(spec)
+}
+
+async fn resolve_password(bridge: &Bridge, server: &mut ServerConnection) -> Result<(), RpcError> {
     if server.password.is_some() && server.password_secret.is_some() {
         return Err(RpcError::new(
             ErrorCode::InvalidParams,
@@ -32,11 +63,10 @@ fn check_server(server: &ServerConnection) -> Result<(), RpcError> {
         )
         .with_details(serde_json::json!({ "field": "connection.passwordSecret" })));
     }
-    if server.password_secret.is_some() {
-        return Err(RpcError::new(
-            ErrorCode::NotSupported,
-            "passwordSecret: the secret store is not available yet",
-        ));
+    if let Some(key) = server.password_secret.take() {
+        let value = bridge.secrets.get(&key).await?;
+        crate::redact::remember(value.expose_secret());
+        server.password = Some(SecretString::new(value.expose_secret()));
     }
     Ok(())
 }

@@ -5,7 +5,6 @@
 
 use std::collections::VecDeque;
 use std::io::Write;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -27,7 +26,8 @@ const CUSTOMERS: u32 = 20_000;
 const ORDERS: u32 = 100_000;
 const LINE_ITEMS: u32 = 300_000;
 
-pub async fn run(args: DemoArgs, data_dir: PathBuf) -> Result<()> {
+pub async fn run(args: DemoArgs, config: BridgeConfig) -> Result<()> {
+    let data_dir = config.data_dir.clone();
     let started = Instant::now();
     let db = data_dir.join("demo").join("store.db");
     std::fs::create_dir_all(db.parent().context("demo dir")?)?;
@@ -36,10 +36,7 @@ pub async fn run(args: DemoArgs, data_dir: PathBuf) -> Result<()> {
     }
     let fresh = !db.exists();
 
-    let bridge = Bridge::new(BridgeConfig {
-        data_dir,
-        test_hooks: false,
-    });
+    let bridge = Bridge::start(config).await?;
     let (connection, client) = memory::pair();
     let server = tokio::spawn(crate::server::serve_connection(bridge.clone(), connection));
     let mut c = DemoClient::new(client);

@@ -1,6 +1,7 @@
 //! The `dbbridge` command line: `serve` (stdio or WebSocket) and `demo`.
 //! This is the only place that prints to stdout outside the protocol writer.
 
+mod catalog;
 mod connections;
 mod demo;
 mod errors;
@@ -11,6 +12,7 @@ mod logging;
 mod query;
 mod redact;
 mod router;
+mod secrets;
 mod server;
 mod session;
 mod shutdown;
@@ -43,6 +45,15 @@ struct Cli {
     /// Log level of the log files; warnings and errors also go to stderr.
     #[arg(long, env = "DBBRIDGE_LOG", global = true, default_value = "info")]
     log_level: LogLevel,
+    /// Where secrets are kept: the OS keychain, the encrypted file in the data
+    /// dir, or the keychain when one answers (auto).
+    #[arg(
+        long,
+        env = "DBBRIDGE_SECRET_BACKEND",
+        global = true,
+        default_value = "auto"
+    )]
+    secret_backend: secrets::BackendChoice,
     #[command(subcommand)]
     command: Command,
 }
@@ -114,12 +125,21 @@ fn run(cli: Cli) -> Result<()> {
         .context("opening the log directory")?;
     tracing::info!(version = env!("CARGO_PKG_VERSION"), data_dir = %data_dir.display(), "dbbridge starting");
 
+    let config = BridgeConfig {
+        data_dir,
+        test_hooks: std::env::var("DBBRIDGE_TEST_HOOKS").is_ok_and(|v| v == "1"),
+        secret_backend: cli.secret_backend,
+        secret_key: std::env::var("DBBRIDGE_SECRET_KEY")
+            .ok()
+            .filter(|k| !k.is_empty())
+            .map(secrecy::SecretString::from),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let result = match cli.command {
-        Command::Serve(args) => runtime.block_on(serve(args, data_dir)),
-        Command::Demo(args) => runtime.block_on(demo::run(args, data_dir)),
+        Command::Serve(args) => runtime.block_on(serve(args, config)),
+        Command::Demo(args) => runtime.block_on(demo::run(args, config)),
     };
     // stdin is read on a blocking thread that cannot be interrupted; do not wait for it.
     runtime.shutdown_timeout(Duration::from_millis(200));
@@ -127,12 +147,8 @@ fn run(cli: Cli) -> Result<()> {
     result
 }
 
-async fn serve(args: ServeArgs, data_dir: PathBuf) -> Result<()> {
-    let test_hooks = std::env::var("DBBRIDGE_TEST_HOOKS").is_ok_and(|v| v == "1");
-    let bridge = Bridge::new(BridgeConfig {
-        data_dir,
-        test_hooks,
-    });
+async fn serve(args: ServeArgs, config: BridgeConfig) -> Result<()> {
+    let bridge = Bridge::start(config).await?;
     let shutdown = bridge.shutdown.clone();
     tokio::spawn({
         let shutdown = shutdown.clone();

@@ -90,16 +90,47 @@ pub fn url_password(url: &str) -> Option<&str> {
     (!password.is_empty()).then_some(password)
 }
 
-/// Masks every remembered secret in `text`.
+/// Masks every remembered secret in `text` where it stands as a token of its
+/// own (no letter or digit right before or after), so that a short secret
+/// cannot mangle ordinary words ("wrong" inside "wrongKey") while a secret in
+/// a URL, a quote or a path is still caught.
 pub fn scrub(text: &str) -> Cow<'_, str> {
     let known = REMEMBERED.read().unwrap_or_else(|e| e.into_inner());
     let mut out = Cow::Borrowed(text);
     for secret in known.iter() {
         if out.contains(secret.as_str()) {
-            out = Cow::Owned(out.replace(secret.as_str(), MASK));
+            let replaced = mask_tokens(&out, secret);
+            if let Some(replaced) = replaced {
+                out = Cow::Owned(replaced);
+            }
         }
     }
     out
+}
+
+fn mask_tokens(text: &str, secret: &str) -> Option<String> {
+    let is_word = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
+    let mut out = String::with_capacity(text.len());
+    let mut rest = 0;
+    let mut changed = false;
+    for (at, _) in text.match_indices(secret) {
+        if at < rest {
+            continue;
+        }
+        let before = text[..at].chars().next_back();
+        let after = text[at + secret.len()..].chars().next();
+        if is_word(before) || is_word(after) {
+            continue;
+        }
+        out.push_str(&text[rest..at]);
+        out.push_str(MASK);
+        rest = at + secret.len();
+        changed = true;
+    }
+    changed.then(|| {
+        out.push_str(&text[rest..]);
+        out
+    })
 }
 
 #[cfg(test)]
@@ -135,5 +166,8 @@ mod tests {
             &serde_json::json!({"key": "k", "value": "v4lu3-xyz"}),
         );
         assert_eq!(scrub("x v4lu3-xyz y"), format!("x {MASK} y"));
+        assert_eq!(scrub("\"v4lu3-xyz\""), format!("\"{MASK}\""));
+        remember("wrong");
+        assert_eq!(scrub("wrongKey: wrong"), format!("wrongKey: {MASK}"));
     }
 }

@@ -16,9 +16,11 @@ use serde_json::value::RawValue;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tracing::Instrument;
 
+use crate::catalog::Catalog;
 use crate::health::ProcessSampler;
 use crate::redact;
 use crate::router::{Route, Router};
+use crate::secrets::SecretStore;
 use crate::session::SessionManager;
 use crate::shutdown::Shutdown;
 use crate::transport::{Connection, Inbound};
@@ -28,12 +30,14 @@ use crate::transport::{Connection, Inbound};
 const MAX_IN_FLIGHT: usize = 256;
 
 /// Settings fixed at start.
-#[derive(Debug, Clone)]
 pub struct BridgeConfig {
     /// Holds `bridge.db`, `backups/`, `logs/` and the secret file.
     pub data_dir: PathBuf,
     /// Registers `debug.*` methods used by the test suite.
     pub test_hooks: bool,
+    pub secret_backend: crate::secrets::BackendChoice,
+    /// `DBBRIDGE_SECRET_KEY`, for the encrypted-file store.
+    pub secret_key: Option<secrecy::SecretString>,
 }
 
 /// Everything shared by all clients of one bridge process.
@@ -43,22 +47,40 @@ pub struct Bridge {
     pub router: Router,
     pub sessions: Arc<SessionManager>,
     pub process: ProcessSampler,
+    pub catalog: Arc<Catalog>,
+    pub secrets: SecretStore,
     next_client_id: AtomicU64,
 }
 
 impl Bridge {
-    pub fn new(config: BridgeConfig) -> Arc<Bridge> {
+    /// Opens `bridge.db` and the secret store, and builds the router.
+    pub async fn start(config: BridgeConfig) -> anyhow::Result<Arc<Bridge>> {
         let shutdown = Shutdown::new();
         let router = crate::handlers::router(config.test_hooks);
-        tracing::debug!(data_dir = %config.data_dir.display(), test_hooks = config.test_hooks, "bridge state ready");
-        Arc::new(Bridge {
+        let catalog = Arc::new(Catalog::open(&config.data_dir)?);
+        let secrets = SecretStore::open(
+            config.secret_backend,
+            &config.data_dir,
+            catalog.clone(),
+            config.secret_key,
+        )
+        .await;
+        tracing::info!(
+            data_dir = %config.data_dir.display(),
+            secret_backend = ?secrets.backend(),
+            secret_key_source = secrets.key_source().map(|s| s.as_str()),
+            "bridge state ready"
+        );
+        Ok(Arc::new(Bridge {
             sessions: Arc::new(SessionManager::new(shutdown.clone())),
             started: Instant::now(),
             shutdown,
             router,
             process: ProcessSampler::new(),
+            catalog,
+            secrets,
             next_client_id: AtomicU64::new(1),
-        })
+        }))
     }
 
     /// Graceful stop: cancel running queries, close sessions (each client gets

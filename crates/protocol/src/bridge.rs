@@ -4,7 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-use crate::secret::SecretBackend;
+use crate::secret::{SecretBackend, SecretKeySource};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -23,4 +23,9 @@ pub struct HealthInfo {
     pub running_jobs: u32,
     /// The secret store in use; null until one is configured.
     pub secret_backend: Option<SecretBackend>,
+    /// For the encrypted-file store: where its key comes from (`localKey` is
+    /// the weakest); absent for the keychain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub secret_key_source: Option<SecretKeySource>,
 }

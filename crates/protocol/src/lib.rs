@@ -110,6 +110,7 @@ contract! {
         SecretGet = "secret.get" (SecretKeyParams) -> SecretGetResult, "Read a stored secret value.";
         SecretDelete = "secret.delete" (SecretKeyParams) -> Empty, "Delete a stored secret.";
         SecretList = "secret.list" (Empty) -> Vec<String>, "List the keys of stored secrets.";
+        SecretUnlock = "secret.unlock" (SecretUnlockParams) -> Empty, "Unlock the encrypted-file store with its passphrase; on a store that is open, re-encrypt it under the passphrase from now on.";
         BackupStart = "backup.start" (BackupStartParams) -> BackupStartResult, "Start a backup job.";
         BackupList = "backup.list" (BackupListParams) -> Vec<BackupInfo>, "List backups in the catalog.";
         BackupCancel = "backup.cancel" (BackupIdParams) -> CancelResult, "Cancel a running backup.";

@@ -4,6 +4,7 @@ use std::sync::OnceLock;
 
 use dbbridge_protocol::bridge::HealthInfo;
 use dbbridge_protocol::methods::{BridgeShutdown, HealthPing, RpcDiscover};
+use dbbridge_protocol::secret::SecretKeySource;
 use dbbridge_protocol::{Empty, RpcError};
 use serde_json::Value;
 
@@ -34,7 +35,12 @@ async fn health_ping(ctx: RequestCtx, _: Empty) -> Result<HealthInfo, RpcError> 
         sessions: counts.sessions,
         running_queries: counts.running_queries,
         running_jobs: 0,
-        secret_backend: None,
+        secret_backend: Some(bridge.secrets.backend()),
+        secret_key_source: bridge.secrets.key_source().map(|s| match s {
+            crate::secrets::KeySource::Env => SecretKeySource::Env,
+            crate::secrets::KeySource::Passphrase => SecretKeySource::Passphrase,
+            crate::secrets::KeySource::LocalKey => SecretKeySource::LocalKey,
+        }),
     })
 }
 

@@ -2,9 +2,11 @@
 //! router that maps method names to them.
 
 mod bridge;
+mod connection;
 mod debug;
 mod metadata;
 mod query;
+mod secret;
 mod session;
 
 use crate::router::Router;
@@ -16,6 +18,8 @@ pub fn router(test_hooks: bool) -> Router {
     session::register(&mut router);
     query::register(&mut router);
     metadata::register(&mut router);
+    secret::register(&mut router);
+    connection::register(&mut router);
     if test_hooks {
         debug::register(&mut router);
     }

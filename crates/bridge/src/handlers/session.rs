@@ -25,10 +25,10 @@ pub fn register(router: &mut Router) {
 }
 
 async fn test(
-    _: RequestCtx,
+    ctx: RequestCtx,
     params: ConnectionTestParams,
 ) -> Result<ConnectionTestResult, RpcError> {
-    let spec = resolve(params.connection)?;
+    let spec = resolve(&ctx.bridge, params.connection).await?;
     let connection = Connection::open(&spec).await.map_err(db_error)?;
     let started = Instant::now();
     connection.ping().await.map_err(db_error)?;
@@ -40,7 +40,7 @@ async fn test(
 }
 
 async fn open(ctx: RequestCtx, params: SessionOpenParams) -> Result<SessionOpenResult, RpcError> {
-    let spec = resolve(params.connection)?;
+    let spec = resolve(&ctx.bridge, params.connection).await?;
     let connection = Connection::open(&spec).await.map_err(db_error)?;
     let idle = params.idle_timeout_ms.map(Duration::from_millis);
     let session = ctx

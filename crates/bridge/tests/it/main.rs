@@ -4,6 +4,7 @@
 mod demo;
 mod harness;
 mod logging;
+mod secrets;
 mod sqlite;
 mod stdio;
 mod websocket;

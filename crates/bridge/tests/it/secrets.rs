@@ -1,0 +1,529 @@
+//! Secrets and saved connections, through the real binary: the encrypted-file
+//! backend always, the keychain backend against a real Secret Service
+//! (gnome-keyring on a private D-Bus started here).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::harness::{Bridge, Options, read_dir_text};
+
+fn start(dir: &Path, backend: &str, env: &[(&str, &str)]) -> Bridge {
+    Bridge::start_with(Options {
+        args: vec![],
+        env: env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .chain([("DBBRIDGE_SECRET_BACKEND".to_string(), backend.to_string())])
+            .collect(),
+        data_dir: Some(dir.to_path_buf()),
+        defer_reading: false,
+    })
+}
+
+fn stop(mut b: Bridge) {
+    b.ok("bridge.shutdown", json!({}));
+    assert!(b.wait_exit(Duration::from_secs(30)).success());
+}
+
+fn unavailable_reason(e: &Value) -> &str {
+    assert_eq!(e["code"], "SECRET_STORE_UNAVAILABLE", "{e}");
+    e["details"]["reason"].as_str().unwrap()
+}
+
+/// The store/get/list/delete contract, on whatever backend `b` has.
+fn round_trip(b: &mut Bridge, backend: &str) {
+    assert_eq!(
+        b.ok("secret.store", json!({"key": "conn/app", "value": "v-1 é"})),
+        json!({"backend": backend})
+    );
+    b.ok("secret.store", json!({"key": "other", "value": "v-2"}));
+    assert_eq!(
+        b.ok("secret.get", json!({"key": "conn/app"}))["value"],
+        "v-1 é"
+    );
+    b.ok("secret.store", json!({"key": "conn/app", "value": "v-1b"}));
+    assert_eq!(
+        b.ok("secret.get", json!({"key": "conn/app"}))["value"],
+        "v-1b"
+    );
+    assert_eq!(b.ok("secret.list", json!({})), json!(["conn/app", "other"]));
+    b.ok("secret.delete", json!({"key": "other"}));
+    assert_eq!(
+        b.err("secret.get", json!({"key": "other"}))["code"],
+        "SECRET_NOT_FOUND"
+    );
+    assert_eq!(
+        b.err("secret.delete", json!({"key": "other"}))["code"],
+        "SECRET_NOT_FOUND"
+    );
+    assert_eq!(b.ok("secret.list", json!({})), json!(["conn/app"]));
+    assert_eq!(
+        b.err("secret.store", json!({"key": "", "value": "x"}))["code"],
+        "INVALID_PARAMS"
+    );
+    assert_eq!(b.ok("health.ping", json!({}))["secretBackend"], backend);
+}
+
+#[test]
+fn file_backend_round_trip_persists_and_never_holds_plain_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = start(dir.path(), "file", &[]);
+    round_trip(&mut b, "encryptedFile");
+    assert_eq!(
+        b.ok("health.ping", json!({}))["secretKeySource"],
+        "localKey"
+    );
+    stop(b);
+    let file = dir.path().join("secrets.enc");
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        !text.contains("v-1b") && !text.contains("conn/app"),
+        "{text}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for name in ["secrets.enc", "secret.key"] {
+            let mode = std::fs::metadata(dir.path().join(name))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777;
+            assert_eq!(mode, 0o600, "{name}");
+        }
+    }
+    let mut b = start(dir.path(), "file", &[]);
+    assert_eq!(
+        b.ok("secret.get", json!({"key": "conn/app"}))["value"],
+        "v-1b"
+    );
+    stop(b);
+}
+
+#[test]
+fn env_key_store_refuses_a_wrong_or_missing_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = start(dir.path(), "file", &[("DBBRIDGE_SECRET_KEY", "host-key-1")]);
+    b.ok("secret.store", json!({"key": "k", "value": "the-value"}));
+    assert_eq!(b.ok("health.ping", json!({}))["secretKeySource"], "env");
+    stop(b);
+    assert!(
+        !dir.path().join("secret.key").exists(),
+        "no local key when the host gives one"
+    );
+    let before = std::fs::read(dir.path().join("secrets.enc")).unwrap();
+
+    let mut b = start(dir.path(), "file", &[("DBBRIDGE_SECRET_KEY", "host-key-2")]);
+    let e = b.err("secret.get", json!({"key": "k"}));
+    assert_eq!(unavailable_reason(&e), "wrongKey");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("DBBRIDGE_SECRET_KEY")
+    );
+    assert_eq!(
+        unavailable_reason(&b.err("secret.store", json!({"key": "k2", "value": "x"}))),
+        "wrongKey"
+    );
+    stop(b);
+    let mut b = start(dir.path(), "file", &[]);
+    assert_eq!(
+        unavailable_reason(&b.err("secret.list", json!({}))),
+        "keyMissing"
+    );
+    stop(b);
+    assert_eq!(
+        std::fs::read(dir.path().join("secrets.enc")).unwrap(),
+        before,
+        "a refused store is left as it was"
+    );
+
+    let mut b = start(dir.path(), "file", &[("DBBRIDGE_SECRET_KEY", "host-key-1")]);
+    assert_eq!(
+        b.ok("secret.get", json!({"key": "k"}))["value"],
+        "the-value"
+    );
+    stop(b);
+}
+
+#[test]
+fn passphrase_store_unlocks_only_with_its_passphrase() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = start(dir.path(), "file", &[]);
+    b.ok(
+        "secret.store",
+        json!({"key": "k", "value": "before-passphrase"}),
+    );
+    // An open local-key store is re-encrypted under the passphrase.
+    b.ok(
+        "secret.unlock",
+        json!({"passphrase": "correct horse battery"}),
+    );
+    assert_eq!(
+        b.ok("health.ping", json!({}))["secretKeySource"],
+        "passphrase"
+    );
+    assert!(
+        !dir.path().join("secret.key").exists(),
+        "the weaker key is gone"
+    );
+    stop(b);
+
+    let mut b = start(dir.path(), "file", &[]);
+    assert_eq!(
+        unavailable_reason(&b.err("secret.get", json!({"key": "k"}))),
+        "locked"
+    );
+    assert_eq!(
+        unavailable_reason(&b.err("secret.unlock", json!({"passphrase": "wrong"}))),
+        "wrongKey"
+    );
+    assert_eq!(
+        unavailable_reason(&b.err("secret.get", json!({"key": "k"}))),
+        "locked"
+    );
+    b.ok(
+        "secret.unlock",
+        json!({"passphrase": "correct horse battery"}),
+    );
+    assert_eq!(
+        b.ok("secret.get", json!({"key": "k"}))["value"],
+        "before-passphrase"
+    );
+    b.ok("secret.store", json!({"key": "k2", "value": "after"}));
+    stop(b);
+    let logs = read_dir_text(&dir.path().join("logs"));
+    assert!(!logs.contains("correct horse battery"));
+}
+
+#[test]
+fn a_tampered_or_truncated_file_is_refused_and_left_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = start(dir.path(), "file", &[]);
+    b.ok("secret.store", json!({"key": "k", "value": "v"}));
+    stop(b);
+    let path = dir.path().join("secrets.enc");
+    let original = std::fs::read_to_string(&path).unwrap();
+
+    // One character of the ciphertext changed.
+    let mut sealed: Value = serde_json::from_str(&original).unwrap();
+    let ct = sealed["ciphertext"].as_str().unwrap().to_string();
+    let (first, rest) = ct.split_at(1);
+    let flipped = format!("{}{rest}", if first == "A" { "B" } else { "A" });
+    sealed["ciphertext"] = json!(flipped);
+    let tampered = sealed.to_string();
+    std::fs::write(&path, &tampered).unwrap();
+    let mut b = start(dir.path(), "file", &[]);
+    assert_eq!(
+        unavailable_reason(&b.err("secret.get", json!({"key": "k"}))),
+        "wrongKey"
+    );
+    assert_eq!(
+        unavailable_reason(&b.err("secret.store", json!({"key": "new", "value": "x"}))),
+        "wrongKey"
+    );
+    stop(b);
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        tampered,
+        "never silently replaced"
+    );
+
+    // The header is authenticated too.
+    let mut sealed: Value = serde_json::from_str(&original).unwrap();
+    sealed["version"] = json!(1);
+    sealed["keySource"] = json!("localKey");
+    sealed["salt"] = json!("AAAA");
+    std::fs::write(&path, sealed.to_string()).unwrap();
+    let mut b = start(dir.path(), "file", &[]);
+    assert_eq!(
+        unavailable_reason(&b.err("secret.list", json!({}))),
+        "wrongKey"
+    );
+    stop(b);
+
+    std::fs::write(&path, &original[..original.len() / 2]).unwrap();
+    let mut b = start(dir.path(), "file", &[]);
+    let e = b.err("secret.list", json!({}));
+    assert_eq!(unavailable_reason(&e), "corrupt");
+    stop(b);
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        original[..original.len() / 2]
+    );
+}
+
+#[test]
+fn fifty_concurrent_stores_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = start(dir.path(), "file", &[]);
+    let ids: Vec<i64> = (0..50)
+        .map(|i| {
+            b.send(
+                "secret.store",
+                json!({"key": format!("k{i:02}"), "value": format!("value-{i}")}),
+            )
+        })
+        .collect();
+    for id in ids {
+        assert_eq!(
+            b.response(&json!(id), Duration::from_secs(60))["result"]["ok"],
+            true
+        );
+    }
+    stop(b);
+    let mut b = start(dir.path(), "file", &[]);
+    let keys = b.ok("secret.list", json!({}));
+    assert_eq!(keys.as_array().unwrap().len(), 50);
+    for i in [0, 17, 49] {
+        assert_eq!(
+            b.ok("secret.get", json!({"key": format!("k{i:02}")}))["value"],
+            format!("value-{i}")
+        );
+    }
+    stop(b);
+}
+
+#[test]
+fn saved_connections_keep_passwords_in_the_store_and_open_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let password = "pg-Pass-8c1e-7d";
+    let mut b = start(dir.path(), "file", &[]);
+    let db = dir.path().join("app.db").to_string_lossy().into_owned();
+    let lite = b.ok(
+        "connection.save",
+        json!({"name": "local app", "connection": {"kind": "sqlite", "path": db, "create": true}}),
+    )["connectionId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let pg = b.ok(
+        "connection.save",
+        json!({"name": "prod", "connection": {"kind": "postgres", "host": "db.internal", "port": 5432, "database": "app", "user": "me", "password": password}}),
+    )["connectionId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let listed = b.ok("connection.list", json!({}));
+    assert_eq!(
+        listed,
+        json!([
+            {"connectionId": lite, "name": "local app", "kind": "sqlite", "path": db},
+            {"connectionId": pg, "name": "prod", "kind": "postgres", "host": "db.internal", "port": 5432, "database": "app", "user": "me"}
+        ])
+    );
+    let key = format!("connection/{pg}/password");
+    assert_eq!(b.ok("secret.get", json!({"key": key}))["value"], password);
+
+    // A saved connection opens a session by id.
+    let s = b.ok(
+        "session.open",
+        json!({"connection": {"connectionId": lite}}),
+    )["sessionId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(b.query(&s, "SELECT 7", json!({})).rows(0), &[json!(["7"])]);
+    assert_eq!(
+        b.err(
+            "session.open",
+            json!({"connection": {"connectionId": "c_nope"}})
+        )["code"],
+        "INVALID_PARAMS"
+    );
+    // The Postgres one resolves its password (the connector arrives with its own issue).
+    let e = b.err(
+        "connection.test",
+        json!({"connection": {"connectionId": pg}}),
+    );
+    assert_eq!(e["code"], "NOT_SUPPORTED");
+    // passwordSecret resolves everywhere a connection is accepted; a missing one is clear.
+    let e = b.err(
+        "connection.test",
+        json!({"connection": {"kind": "mysql", "host": "h", "passwordSecret": "no/such"}}),
+    );
+    assert_eq!(e["code"], "SECRET_NOT_FOUND");
+
+    b.ok("connection.delete", json!({"connectionId": pg}));
+    assert_eq!(
+        b.err("secret.get", json!({"key": key}))["code"],
+        "SECRET_NOT_FOUND"
+    );
+    assert_eq!(
+        b.err("connection.delete", json!({"connectionId": pg}))["code"],
+        "INVALID_PARAMS"
+    );
+    stop(b);
+
+    // Saved connections persist, and bridge.db is versioned.
+    let mut b = start(dir.path(), "file", &[]);
+    assert_eq!(
+        b.ok("connection.list", json!({})).as_array().unwrap().len(),
+        1
+    );
+    stop(b);
+    let conn = rusqlite::Connection::open(dir.path().join("bridge.db")).unwrap();
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 1);
+}
+
+#[test]
+fn after_secrets_and_passwords_nothing_in_the_data_dir_or_stderr_holds_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let values = [
+        "SecretValue-aa11",
+        "SavedPw-bb22",
+        "OpenPw-cc33",
+        "UrlPw-dd44",
+        "Passphrase-ee55",
+    ];
+    let mut b = start(dir.path(), "file", &[("DBBRIDGE_LOG", "debug")]);
+    b.ok("secret.store", json!({"key": "api", "value": values[0]}));
+    b.ok("connection.save", json!({"name": "x", "connection": {"kind": "mysql", "host": "127.0.0.1", "port": 1, "user": "u", "password": values[1]}}));
+    b.call("session.open", json!({"connection": {"kind": "postgres", "host": "127.0.0.1", "port": 1, "user": "u", "password": values[2]}}));
+    b.call("connection.test", json!({"connection": {"kind": "postgres", "url": format!("postgres://u:{}@127.0.0.1:1/x", values[3])}}));
+    let e = b.err("connection.save", json!({"name": "y", "connection": {"kind": "postgres", "url": format!("postgres://u:{}@h/x", values[3])}}));
+    assert_eq!(
+        e["code"], "INVALID_PARAMS",
+        "a password inside a saved url is refused"
+    );
+    b.ok("secret.unlock", json!({"passphrase": values[4]}));
+    let listed = b.ok("session.list", json!({})).to_string()
+        + &b.ok("connection.list", json!({})).to_string();
+    b.ok("bridge.shutdown", json!({}));
+    assert!(b.wait_exit(Duration::from_secs(30)).success());
+    let everything = format!(
+        "{}\n{}\n{listed}",
+        read_dir_text(&b.data_dir),
+        b.stderr.lock().unwrap()
+    );
+    assert!(b.logs().lines().count() > 5);
+    for value in values {
+        assert!(!everything.contains(value), "{value} found in plain text");
+    }
+}
+
+/// A private D-Bus session with gnome-keyring's Secret Service, unlocked.
+struct SecretService {
+    bus: Child,
+    keyring: Child,
+    address: String,
+    home: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl SecretService {
+    fn start() -> Option<SecretService> {
+        let have = |tool: &str| {
+            Command::new("sh")
+                .arg("-c")
+                .arg(format!("command -v {tool}"))
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false)
+        };
+        if !have("dbus-daemon") || !have("gnome-keyring-daemon") {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI is set but dbus-daemon / gnome-keyring-daemon are missing (scripts/install-deps.sh installs them)"
+            );
+            eprintln!("SKIPPED keychain test: dbus-daemon or gnome-keyring-daemon not installed");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        let runtime = dir.path().join("run");
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::create_dir_all(&runtime).unwrap();
+        let mut bus = Command::new("dbus-daemon")
+            .args(["--session", "--nofork", "--print-address=1"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut address = String::new();
+        BufReader::new(bus.stdout.take().unwrap())
+            .read_line(&mut address)
+            .unwrap();
+        let address = address.trim().to_string();
+        let mut keyring = Command::new("gnome-keyring-daemon")
+            .args(["--foreground", "--unlock", "--components=secrets"])
+            .env("DBUS_SESSION_BUS_ADDRESS", &address)
+            .env("HOME", &home)
+            .env("XDG_RUNTIME_DIR", &runtime)
+            .env("XDG_DATA_HOME", home.join("data"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // The login keyring's password, then EOF.
+        drop(
+            keyring
+                .stdin
+                .take()
+                .map(|mut s| std::io::Write::write_all(&mut s, b"test-keyring")),
+        );
+        std::thread::sleep(Duration::from_millis(500));
+        Some(SecretService {
+            bus,
+            keyring,
+            address,
+            home,
+            _dir: dir,
+        })
+    }
+
+    fn env(&self) -> Vec<(&str, String)> {
+        vec![
+            ("DBUS_SESSION_BUS_ADDRESS", self.address.clone()),
+            ("HOME", self.home.to_string_lossy().into_owned()),
+        ]
+    }
+}
+
+impl Drop for SecretService {
+    fn drop(&mut self) {
+        let _ = self.keyring.kill();
+        let _ = self.keyring.wait();
+        let _ = self.bus.kill();
+        let _ = self.bus.wait();
+    }
+}
+
+#[test]
+fn keychain_backend_against_a_real_secret_service() {
+    let Some(service) = SecretService::start() else {
+        return;
+    };
+    let env = service.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = start(dir.path(), "keychain", &env);
+    round_trip(&mut b, "keychain");
+    stop(b);
+    // Persistence across a restart; auto picks the keychain when one answers.
+    let mut b = start(dir.path(), "auto", &env);
+    assert_eq!(b.ok("health.ping", json!({}))["secretBackend"], "keychain");
+    assert_eq!(
+        b.ok("secret.get", json!({"key": "conn/app"}))["value"],
+        "v-1b"
+    );
+    assert_eq!(
+        b.err("secret.unlock", json!({"passphrase": "p"}))["code"],
+        "NOT_SUPPORTED"
+    );
+    stop(b);
+    assert!(
+        !dir.path().join("secrets.enc").exists(),
+        "the keychain backend writes no secret file"
+    );
+    assert!(!read_dir_text(dir.path()).contains("v-1b"));
+}

@@ -11,6 +11,7 @@
 
 pub mod batch;
 pub mod error;
+pub mod postgres;
 pub mod sqlite;
 pub mod value;
 
@@ -109,6 +110,7 @@ impl CancelHandle {
 /// One open database connection, of one of the engines.
 pub enum Connection {
     Sqlite(sqlite::SqliteConnection),
+    Postgres(postgres::PgConnection),
 }
 
 impl Connection {
@@ -120,7 +122,10 @@ impl Connection {
             ConnectionSpec::Sqlite(params) => Ok(Connection::Sqlite(
                 sqlite::SqliteConnection::open(params).await?,
             )),
-            ConnectionSpec::Postgres(_) | ConnectionSpec::Mysql(_) => Err(DbError::new(
+            ConnectionSpec::Postgres(params) => Ok(Connection::Postgres(
+                postgres::PgConnection::open(params).await?,
+            )),
+            ConnectionSpec::Mysql(_) => Err(DbError::new(
                 DbErrorKind::NotSupported,
                 format!(
                     "the {} connector is not available yet",
@@ -133,6 +138,7 @@ impl Connection {
     pub fn kind(&self) -> EngineKind {
         match self {
             Connection::Sqlite(_) => EngineKind::Sqlite,
+            Connection::Postgres(_) => EngineKind::Postgres,
         }
     }
 
@@ -140,6 +146,7 @@ impl Connection {
     pub fn server_version(&self) -> &str {
         match self {
             Connection::Sqlite(c) => c.version(),
+            Connection::Postgres(c) => c.version(),
         }
     }
 
@@ -147,6 +154,7 @@ impl Connection {
     pub fn database(&self) -> &str {
         match self {
             Connection::Sqlite(c) => c.path(),
+            Connection::Postgres(c) => c.database(),
         }
     }
 
@@ -154,6 +162,7 @@ impl Connection {
     pub fn in_transaction(&self) -> Option<bool> {
         match self {
             Connection::Sqlite(c) => Some(c.in_transaction()),
+            Connection::Postgres(_) => None,
         }
     }
 
@@ -161,6 +170,7 @@ impl Connection {
     pub async fn ping(&self) -> Result<(), DbError> {
         match self {
             Connection::Sqlite(c) => c.ping().await,
+            Connection::Postgres(c) => c.ping().await,
         }
     }
 
@@ -170,6 +180,7 @@ impl Connection {
     pub fn run(&self, sql: String, options: QueryOptions) -> Result<QueryStream, DbError> {
         match self {
             Connection::Sqlite(c) => c.run(sql, options),
+            Connection::Postgres(_) => Err(not_yet("running queries")),
         }
     }
 
@@ -177,6 +188,7 @@ impl Connection {
     pub async fn list_schemas(&self) -> Result<Vec<SchemaInfo>, DbError> {
         match self {
             Connection::Sqlite(c) => c.list_schemas().await,
+            Connection::Postgres(_) => Err(not_yet("metadata")),
         }
     }
 
@@ -184,6 +196,7 @@ impl Connection {
     pub async fn list_tables(&self, schema: Option<String>) -> Result<Vec<TableInfo>, DbError> {
         match self {
             Connection::Sqlite(c) => c.list_tables(schema).await,
+            Connection::Postgres(_) => Err(not_yet("metadata")),
         }
     }
 
@@ -195,6 +208,15 @@ impl Connection {
     ) -> Result<TableDescription, DbError> {
         match self {
             Connection::Sqlite(c) => c.describe_table(schema, table).await,
+            Connection::Postgres(_) => Err(not_yet("metadata")),
         }
     }
+}
+
+/// Parts of a connector still to come answer this, not a made-up result.
+fn not_yet(what: &str) -> DbError {
+    DbError::new(
+        DbErrorKind::NotSupported,
+        format!("{what} on Postgres is not implemented yet"),
+    )
 }

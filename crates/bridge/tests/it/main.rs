@@ -4,7 +4,9 @@
 mod demo;
 mod harness;
 mod logging;
+mod postgres;
 mod secrets;
+mod servers;
 mod sqlite;
 mod stdio;
 mod websocket;

@@ -1,0 +1,129 @@
+//! Postgres connections against a real server (a throwaway cluster).
+
+use serde_json::json;
+
+use crate::harness::Bridge;
+use crate::servers::postgres;
+
+#[test]
+fn connection_test_reports_the_server_version_and_latency() {
+    let Some(pg) = postgres() else { return };
+    let db = pg.create_database();
+    let mut b = Bridge::start();
+    let data = b.ok("connection.test", json!({"connection": pg.connection(&db)}));
+    assert_eq!(data["kind"], "postgres");
+    let expected = String::from_utf8(pg.psql(&db, "SHOW server_version").stdout).unwrap();
+    assert_eq!(data["serverVersion"], expected.trim());
+    assert!(data["latencyMs"].is_u64());
+
+    // The URL form, and sslMode prefer falling back to plain text on a server without TLS.
+    let url = format!(
+        "postgres://{}:{}@{}:{}/{}",
+        pg.user, pg.password, pg.host, pg.port, db
+    );
+    let data = b.ok(
+        "connection.test",
+        json!({"connection": {"kind": "postgres", "url": url, "sslMode": "prefer"}}),
+    );
+    assert_eq!(data["serverVersion"], expected.trim());
+    // require insists on TLS, which this server does not offer.
+    let mut conn = pg.connection(&db);
+    conn["sslMode"] = json!("require");
+    assert_eq!(
+        b.err("connection.test", json!({"connection": conn}))["code"],
+        "CONNECTION_FAILED"
+    );
+}
+
+#[test]
+fn wrong_password_is_auth_failed_and_never_echoed() {
+    let Some(pg) = postgres() else { return };
+    let mut b = Bridge::start();
+    let mut conn = pg.connection("postgres");
+    conn["password"] = json!("Wrong-Password-123");
+    let e = b.err("connection.test", json!({"connection": conn}));
+    assert_eq!(e["code"], "AUTH_FAILED", "{e}");
+    assert_eq!(e["details"]["sqlstate"], "28P01");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("password authentication failed"),
+        "{e}"
+    );
+    let url = format!(
+        "postgres://{}:Wrong-Password-456@{}:{}/postgres",
+        pg.user, pg.host, pg.port
+    );
+    let e = b.err(
+        "session.open",
+        json!({"connection": {"kind": "postgres", "url": url, "sslMode": "disable"}}),
+    );
+    assert_eq!(e["code"], "AUTH_FAILED");
+    b.ok("bridge.shutdown", json!({}));
+    assert!(b.wait_exit(std::time::Duration::from_secs(30)).success());
+    let everything = format!(
+        "{}{}",
+        crate::harness::read_dir_text(&b.data_dir),
+        b.stderr.lock().unwrap()
+    );
+    assert!(
+        !everything.contains("Wrong-Password-123") && !everything.contains("Wrong-Password-456")
+    );
+}
+
+#[test]
+fn a_refused_port_is_connection_failed() {
+    let mut b = Bridge::start();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let e = b.err(
+        "connection.test",
+        json!({"connection": {"kind": "postgres", "host": "127.0.0.1", "port": port, "user": "u", "password": "p", "sslMode": "disable", "connectTimeoutMs": 2000}}),
+    );
+    assert_eq!(e["code"], "CONNECTION_FAILED", "{e}");
+}
+
+#[test]
+fn sessions_open_on_postgres_and_a_saved_connection_resolves_its_password() {
+    let Some(pg) = postgres() else { return };
+    let db = pg.create_database();
+    let mut b = Bridge::start();
+    let opened = b.ok("session.open", json!({"connection": pg.connection(&db)}));
+    assert_eq!(opened["kind"], "postgres");
+    let listed = b.ok("session.list", json!({}));
+    assert_eq!(listed[0]["database"], db.as_str());
+    // Streaming queries are the next part of the Postgres connector; until
+    // then the bridge says so rather than pretending.
+    let e = b.err(
+        "query.run",
+        json!({"sessionId": opened["sessionId"], "sql": "SELECT 1"}),
+    );
+    assert_eq!(e["code"], "NOT_SUPPORTED");
+    assert_eq!(
+        b.ok("health.ping", json!({}))["runningQueries"],
+        0,
+        "a refused query leaves nothing running"
+    );
+
+    // A saved connection keeps its password in the secret store and still opens.
+    let saved = b.ok(
+        "connection.save",
+        json!({"name": "pg", "connection": pg.connection(&db)}),
+    )["connectionId"]
+        .clone();
+    let opened = b.ok(
+        "session.open",
+        json!({"connection": {"connectionId": saved}}),
+    );
+    assert_eq!(opened["kind"], "postgres");
+    assert!(
+        !std::fs::read(b.data_dir.join("bridge.db"))
+            .unwrap()
+            .windows(pg.password.len())
+            .any(|w| w == pg.password.as_bytes())
+    );
+}

@@ -1,0 +1,232 @@
+//! Throwaway database servers for the tests, started once per test run in a
+//! temp dir on a free port, and stopped by a watchdog when the test process
+//! ends. `DBBRIDGE_TEST_POSTGRES_URL` points the tests at an existing server
+//! instead. With `CI` set, a server that cannot be had fails the test: it is
+//! never a silent skip.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// A Postgres server the tests may create databases on.
+#[derive(Debug, Clone)]
+pub struct Postgres {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: String,
+}
+
+static POSTGRES: OnceLock<Result<Postgres, String>> = OnceLock::new();
+static NEXT_DB: AtomicU32 = AtomicU32::new(1);
+
+/// The shared server, or `None` (with a SKIPPED line) when there is none and
+/// `CI` is not set.
+pub fn postgres() -> Option<Postgres> {
+    match POSTGRES.get_or_init(start_postgres) {
+        Ok(pg) => Some(pg.clone()),
+        Err(why) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI is set but no Postgres server could be started: {why}"
+            );
+            eprintln!("SKIPPED postgres test: {why}");
+            None
+        }
+    }
+}
+
+impl Postgres {
+    /// A fresh database for one test; returns its name.
+    pub fn create_database(&self) -> String {
+        let name = format!(
+            "t{}_{}",
+            std::process::id(),
+            NEXT_DB.fetch_add(1, Ordering::SeqCst)
+        );
+        let out = self.psql("postgres", &format!("CREATE DATABASE {name}"));
+        assert!(
+            out.status.success(),
+            "CREATE DATABASE failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        name
+    }
+
+    /// Runs `psql -At -c sql` against `database` (the password goes by environment, not argument).
+    pub fn psql(&self, database: &str, sql: &str) -> std::process::Output {
+        Command::new("psql")
+            .args([
+                "-X",
+                "-At",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                &self.host,
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                &self.user,
+                "-d",
+                database,
+                "-c",
+                sql,
+            ])
+            .env("PGPASSWORD", &self.password)
+            .output()
+            .expect("psql")
+    }
+
+    pub fn connection(&self, database: &str) -> serde_json::Value {
+        serde_json::json!({"kind": "postgres", "host": self.host, "port": self.port, "user": self.user, "password": self.password, "database": database, "sslMode": "disable"})
+    }
+}
+
+fn start_postgres() -> Result<Postgres, String> {
+    if let Ok(url) = std::env::var("DBBRIDGE_TEST_POSTGRES_URL") {
+        return parse_url(&url);
+    }
+    let bin = postgres_bin_dir().ok_or(
+        "no PostgreSQL server binaries (initdb) found; scripts/install-deps.sh installs them",
+    )?;
+    let dir = std::env::temp_dir().join(format!("dbbridge-pg-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let password = format!("pw{:x}", std::process::id() as u64 * 7919 + 17);
+    std::fs::write(dir.join("pwfile"), &password).map_err(|e| e.to_string())?;
+    // initdb refuses to run as root: run the server as the postgres OS user.
+    let as_root = running_as_root();
+    if as_root {
+        let status = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(&dir)
+            .status()
+            .map_err(|e| e.to_string())?;
+        if !status.success() {
+            return Err("chown to the postgres user failed (is there a postgres OS user?)".into());
+        }
+    }
+    let data = dir.join("data");
+    let initdb = as_user(as_root, &bin.join("initdb"))
+        .arg("-D")
+        .arg(&data)
+        .args([
+            "-U",
+            "dbbridge",
+            "--auth=scram-sha-256",
+            "-E",
+            "UTF8",
+            "--no-sync",
+            "--locale=C.UTF-8",
+        ])
+        .arg(format!("--pwfile={}", dir.join("pwfile").display()))
+        .output()
+        .map_err(|e| format!("initdb: {e}"))?;
+    if !initdb.status.success() {
+        return Err(format!(
+            "initdb failed: {}",
+            String::from_utf8_lossy(&initdb.stderr)
+        ));
+    }
+    let port = free_port();
+    // The watchdog stops the server and removes the dir once this process is gone.
+    let script = format!(
+        "{postgres} -D {data} -p {port} -k {dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
+         -c full_page_writes=off -c max_connections=200 > {dir}/server.log 2>&1 & pg=$!; \
+         while [ -d /proc/{parent} ] && kill -0 $pg 2>/dev/null; do sleep 1; done; \
+         kill -INT $pg 2>/dev/null; wait $pg; rm -rf {dir}",
+        postgres = bin.join("postgres").display(),
+        data = data.display(),
+        dir = dir.display(),
+        parent = std::process::id(),
+    );
+    as_user(as_root, Path::new("sh"))
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("starting postgres: {e}"))?;
+    let pg = Postgres {
+        host: "127.0.0.1".into(),
+        port,
+        user: "dbbridge".into(),
+        password,
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok()
+            && pg.psql("postgres", "SELECT 1").status.success()
+        {
+            return Ok(pg);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+    Err(format!(
+        "postgres did not become ready on port {port}: {log}"
+    ))
+}
+
+fn as_user(as_root: bool, program: &Path) -> Command {
+    if as_root {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+fn running_as_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+fn postgres_bin_dir() -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .filter(|p| p.join("initdb").exists() && p.join("postgres").exists())
+        .collect();
+    dirs.sort();
+    dirs.pop()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// `postgres://user:password@host:port/...`
+fn parse_url(url: &str) -> Result<Postgres, String> {
+    let rest = url
+        .split_once("://")
+        .ok_or("DBBRIDGE_TEST_POSTGRES_URL is not a URL")?
+        .1;
+    let authority = rest.split('/').next().unwrap_or_default();
+    let (userinfo, hostport) = authority
+        .rsplit_once('@')
+        .ok_or("DBBRIDGE_TEST_POSTGRES_URL needs user:password@")?;
+    let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+    let (host, port) = hostport
+        .rsplit_once(':')
+        .map(|(h, p)| (h, p.parse().unwrap_or(5432)))
+        .unwrap_or((hostport, 5432));
+    Ok(Postgres {
+        host: host.into(),
+        port,
+        user: user.into(),
+        password: password.into(),
+    })
+}

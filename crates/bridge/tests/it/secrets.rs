@@ -293,6 +293,12 @@ fn fifty_concurrent_stores_lose_nothing() {
 fn saved_connections_keep_passwords_in_the_store_and_open_sessions() {
     let dir = tempfile::tempdir().unwrap();
     let password = "pg-Pass-8c1e-7d";
+    // A loopback port nothing listens on.
+    let refused = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut b = start(dir.path(), "file", &[]);
     let db = dir.path().join("app.db").to_string_lossy().into_owned();
     let lite = b.ok(
@@ -304,7 +310,7 @@ fn saved_connections_keep_passwords_in_the_store_and_open_sessions() {
         .to_string();
     let pg = b.ok(
         "connection.save",
-        json!({"name": "prod", "connection": {"kind": "postgres", "host": "db.internal", "port": 5432, "database": "app", "user": "me", "password": password}}),
+        json!({"name": "prod", "connection": {"kind": "postgres", "host": "127.0.0.1", "port": refused, "database": "app", "user": "me", "password": password, "sslMode": "disable"}}),
     )["connectionId"]
         .as_str()
         .unwrap()
@@ -314,7 +320,7 @@ fn saved_connections_keep_passwords_in_the_store_and_open_sessions() {
         listed,
         json!([
             {"connectionId": lite, "name": "local app", "kind": "sqlite", "path": db},
-            {"connectionId": pg, "name": "prod", "kind": "postgres", "host": "db.internal", "port": 5432, "database": "app", "user": "me"}
+            {"connectionId": pg, "name": "prod", "kind": "postgres", "host": "127.0.0.1", "port": refused, "database": "app", "user": "me"}
         ])
     );
     let key = format!("connection/{pg}/password");
@@ -336,12 +342,14 @@ fn saved_connections_keep_passwords_in_the_store_and_open_sessions() {
         )["code"],
         "INVALID_PARAMS"
     );
-    // The Postgres one resolves its password (the connector arrives with its own issue).
+    // The Postgres one resolves its password and really tries (nothing listens
+    // on that loopback port); the error does not echo the password.
     let e = b.err(
         "connection.test",
-        json!({"connection": {"connectionId": pg}}),
+        json!({"connection": {"connectionId": pg, "connectTimeoutMs": 2000}}),
     );
-    assert_eq!(e["code"], "NOT_SUPPORTED");
+    assert_eq!(e["code"], "CONNECTION_FAILED", "{e}");
+    assert!(!e.to_string().contains(password));
     // passwordSecret resolves everywhere a connection is accepted; a missing one is clear.
     let e = b.err(
         "connection.test",

@@ -287,6 +287,7 @@ impl SessionManager {
         futures::future::join_all(ids.iter().map(|id| self.close(id, reason))).await;
     }
 
+    /// Closes the session when it has been idle too long or its connection is lost.
     async fn watch_idle(&self, session: Arc<Session>) {
         loop {
             let wait = session
@@ -296,6 +297,16 @@ impl SessionManager {
             tokio::select! {
                 _ = session.closed.cancelled() => return,
                 _ = self.shutdown.token.cancelled() => return,
+                _ = session.connection.closed() => {
+                    // The server went away. A running query ends `failed` on its
+                    // own; let its `query.done` go first, then say why the session closed.
+                    if let Some(query) = session.running() {
+                        let _ = tokio::time::timeout(Duration::from_secs(5), query.finished.cancelled()).await;
+                    }
+                    tracing::warn!(sessionId = %session.id, "the connection to the server was lost");
+                    self.close(&session.id, Some(SessionClosedReason::ConnectionLost)).await;
+                    return;
+                }
                 _ = tokio::time::sleep(wait) => {}
             }
             if session.running().is_none() && session.idle_for() >= session.idle_timeout {

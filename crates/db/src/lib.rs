@@ -81,6 +81,7 @@ pub struct CancelHandle {
 #[derive(Clone)]
 enum EngineCancel {
     Sqlite(Arc<rusqlite::InterruptHandle>),
+    Postgres(Arc<postgres::PgCancel>),
 }
 
 impl std::fmt::Debug for CancelHandle {
@@ -99,6 +100,7 @@ impl CancelHandle {
         self.requested.store(true, Ordering::SeqCst);
         match &self.engine {
             EngineCancel::Sqlite(interrupt) => interrupt.interrupt(),
+            EngineCancel::Postgres(cancel) => cancel.request(),
         }
     }
 
@@ -162,7 +164,15 @@ impl Connection {
     pub fn in_transaction(&self) -> Option<bool> {
         match self {
             Connection::Sqlite(c) => Some(c.in_transaction()),
-            Connection::Postgres(_) => None,
+            Connection::Postgres(c) => Some(c.in_transaction()),
+        }
+    }
+
+    /// Resolves when the connection to the server is lost (never for SQLite).
+    pub async fn closed(&self) {
+        match self {
+            Connection::Sqlite(_) => std::future::pending().await,
+            Connection::Postgres(c) => c.closed().await,
         }
     }
 
@@ -180,7 +190,7 @@ impl Connection {
     pub fn run(&self, sql: String, options: QueryOptions) -> Result<QueryStream, DbError> {
         match self {
             Connection::Sqlite(c) => c.run(sql, options),
-            Connection::Postgres(_) => Err(not_yet("running queries")),
+            Connection::Postgres(c) => Ok(c.run(sql, options)),
         }
     }
 
@@ -188,7 +198,7 @@ impl Connection {
     pub async fn list_schemas(&self) -> Result<Vec<SchemaInfo>, DbError> {
         match self {
             Connection::Sqlite(c) => c.list_schemas().await,
-            Connection::Postgres(_) => Err(not_yet("metadata")),
+            Connection::Postgres(c) => c.list_schemas().await,
         }
     }
 
@@ -196,7 +206,7 @@ impl Connection {
     pub async fn list_tables(&self, schema: Option<String>) -> Result<Vec<TableInfo>, DbError> {
         match self {
             Connection::Sqlite(c) => c.list_tables(schema).await,
-            Connection::Postgres(_) => Err(not_yet("metadata")),
+            Connection::Postgres(c) => c.list_tables(schema).await,
         }
     }
 
@@ -208,15 +218,7 @@ impl Connection {
     ) -> Result<TableDescription, DbError> {
         match self {
             Connection::Sqlite(c) => c.describe_table(schema, table).await,
-            Connection::Postgres(_) => Err(not_yet("metadata")),
+            Connection::Postgres(c) => c.describe_table(schema, table).await,
         }
     }
-}
-
-/// Parts of a connector still to come answer this, not a made-up result.
-fn not_yet(what: &str) -> DbError {
-    DbError::new(
-        DbErrorKind::NotSupported,
-        format!("{what} on Postgres is not implemented yet"),
-    )
 }

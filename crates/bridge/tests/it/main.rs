@@ -5,6 +5,8 @@ mod demo;
 mod harness;
 mod logging;
 mod postgres;
+mod postgres_metadata;
+mod postgres_query;
 mod secrets;
 mod servers;
 mod sqlite;

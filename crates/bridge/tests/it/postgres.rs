@@ -96,18 +96,9 @@ fn sessions_open_on_postgres_and_a_saved_connection_resolves_its_password() {
     assert_eq!(opened["kind"], "postgres");
     let listed = b.ok("session.list", json!({}));
     assert_eq!(listed[0]["database"], db.as_str());
-    // Streaming queries are the next part of the Postgres connector; until
-    // then the bridge says so rather than pretending.
-    let e = b.err(
-        "query.run",
-        json!({"sessionId": opened["sessionId"], "sql": "SELECT 1"}),
-    );
-    assert_eq!(e["code"], "NOT_SUPPORTED");
-    assert_eq!(
-        b.ok("health.ping", json!({}))["runningQueries"],
-        0,
-        "a refused query leaves nothing running"
-    );
+    let sid = opened["sessionId"].as_str().unwrap().to_string();
+    let out = b.query(&sid, "SELECT current_database()", json!({}));
+    assert_eq!(out.rows(0), [json!([db])]);
 
     // A saved connection keeps its password in the secret store and still opens.
     let saved = b.ok(

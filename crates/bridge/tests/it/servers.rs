@@ -89,87 +89,163 @@ fn start_postgres() -> Result<Postgres, String> {
     if let Ok(url) = std::env::var("DBBRIDGE_TEST_POSTGRES_URL") {
         return parse_url(&url);
     }
-    let bin = postgres_bin_dir().ok_or(
-        "no PostgreSQL server binaries (initdb) found; scripts/install-deps.sh installs them",
-    )?;
-    let dir = std::env::temp_dir().join(format!("dbbridge-pg-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let password = format!("pw{:x}", std::process::id() as u64 * 7919 + 17);
-    std::fs::write(dir.join("pwfile"), &password).map_err(|e| e.to_string())?;
-    // initdb refuses to run as root: run the server as the postgres OS user.
-    let as_root = running_as_root();
-    if as_root {
-        let status = Command::new("chown")
-            .args(["-R", "postgres:postgres"])
-            .arg(&dir)
-            .status()
-            .map_err(|e| e.to_string())?;
-        if !status.success() {
-            return Err("chown to the postgres user failed (is there a postgres OS user?)".into());
+    Cluster::start("shared").map(|c| c.pg)
+}
+
+/// A throwaway cluster of this test process: initdb in a temp dir, run by
+/// `pg_ctl` as a non-root user on a free port. A watchdog stops it and removes
+/// the dir once the test process is gone.
+pub struct Cluster {
+    pub pg: Postgres,
+    data: PathBuf,
+    bin: PathBuf,
+    as_root: bool,
+}
+
+impl Cluster {
+    /// A cluster of its own, for a test that stops or restarts the server.
+    pub fn private() -> Option<Cluster> {
+        static NEXT: AtomicU32 = AtomicU32::new(1);
+        match Cluster::start(&format!("own{}", NEXT.fetch_add(1, Ordering::SeqCst))) {
+            Ok(c) => Some(c),
+            Err(why) => {
+                assert!(
+                    std::env::var_os("CI").is_none(),
+                    "CI is set but no Postgres cluster could be started: {why}"
+                );
+                eprintln!("SKIPPED postgres test: {why}");
+                None
+            }
         }
     }
-    let data = dir.join("data");
-    let initdb = as_user(as_root, &bin.join("initdb"))
-        .arg("-D")
-        .arg(&data)
-        .args([
-            "-U",
-            "dbbridge",
-            "--auth=scram-sha-256",
-            "-E",
-            "UTF8",
-            "--no-sync",
-            "--locale=C.UTF-8",
-        ])
-        .arg(format!("--pwfile={}", dir.join("pwfile").display()))
-        .output()
-        .map_err(|e| format!("initdb: {e}"))?;
-    if !initdb.status.success() {
-        return Err(format!(
-            "initdb failed: {}",
-            String::from_utf8_lossy(&initdb.stderr)
-        ));
-    }
-    let port = free_port();
-    // The watchdog stops the server and removes the dir once this process is gone.
-    let script = format!(
-        "{postgres} -D {data} -p {port} -k {dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
-         -c full_page_writes=off -c max_connections=200 > {dir}/server.log 2>&1 & pg=$!; \
-         while [ -d /proc/{parent} ] && kill -0 $pg 2>/dev/null; do sleep 1; done; \
-         kill -INT $pg 2>/dev/null; wait $pg; rm -rf {dir}",
-        postgres = bin.join("postgres").display(),
-        data = data.display(),
-        dir = dir.display(),
-        parent = std::process::id(),
-    );
-    as_user(as_root, Path::new("sh"))
-        .arg("-c")
-        .arg(script)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("starting postgres: {e}"))?;
-    let pg = Postgres {
-        host: "127.0.0.1".into(),
-        port,
-        user: "dbbridge".into(),
-        password,
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok()
-            && pg.psql("postgres", "SELECT 1").status.success()
-        {
-            return Ok(pg);
+
+    fn start(tag: &str) -> Result<Cluster, String> {
+        let bin = postgres_bin_dir().ok_or(
+            "no PostgreSQL server binaries (initdb) found; scripts/install-deps.sh installs them",
+        )?;
+        let dir = std::env::temp_dir().join(format!("dbbridge-pg-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let password = format!("pw{:x}", std::process::id() as u64 * 7919 + 17);
+        std::fs::write(dir.join("pwfile"), &password).map_err(|e| e.to_string())?;
+        // initdb refuses to run as root: run the server as the postgres OS user.
+        let as_root = running_as_root();
+        if as_root {
+            let status = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(&dir)
+                .status()
+                .map_err(|e| e.to_string())?;
+            if !status.success() {
+                return Err(
+                    "chown to the postgres user failed (is there a postgres OS user?)".into(),
+                );
+            }
         }
-        std::thread::sleep(Duration::from_millis(100));
+        let data = dir.join("data");
+        let initdb = as_user(as_root, &bin.join("initdb"))
+            .arg("-D")
+            .arg(&data)
+            .args([
+                "-U",
+                "dbbridge",
+                "--auth=scram-sha-256",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "--locale=C.UTF-8",
+            ])
+            .arg(format!("--pwfile={}", dir.join("pwfile").display()))
+            .output()
+            .map_err(|e| format!("initdb: {e}"))?;
+        if !initdb.status.success() {
+            return Err(format!(
+                "initdb failed: {}",
+                String::from_utf8_lossy(&initdb.stderr)
+            ));
+        }
+        let port = free_port();
+        let options = format!(
+            "-p {port} -k {dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
+             -c full_page_writes=off -c max_connections=200 -c max_locks_per_transaction=256",
+            dir = dir.display()
+        );
+        let cluster = Cluster {
+            pg: Postgres {
+                host: "127.0.0.1".into(),
+                port,
+                user: "dbbridge".into(),
+                password,
+            },
+            data: data.clone(),
+            bin: bin.clone(),
+            as_root,
+        };
+        let started = cluster
+            .pg_ctl()
+            .args(["start", "-w", "-t", "60", "-o", &options, "-l"])
+            .arg(dir.join("server.log"))
+            .output()
+            .map_err(|e| format!("pg_ctl: {e}"))?;
+        if !started.status.success() {
+            let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+            return Err(format!("postgres did not start on port {port}: {log}"));
+        }
+        let watchdog = format!(
+            "while [ -d /proc/{parent} ]; do sleep 1; done; \
+             {pg_ctl} -D {data} stop -m immediate >/dev/null 2>&1; rm -rf {dir}",
+            parent = std::process::id(),
+            pg_ctl = bin.join("pg_ctl").display(),
+            data = data.display(),
+            dir = dir.display(),
+        );
+        as_user(as_root, Path::new("setsid"))
+            .args(["sh", "-c", &watchdog])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("starting the watchdog: {e}"))?;
+        cluster.wait_ready()?;
+        Ok(cluster)
     }
-    let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
-    Err(format!(
-        "postgres did not become ready on port {port}: {log}"
-    ))
+
+    fn pg_ctl(&self) -> Command {
+        let mut c = as_user(self.as_root, &self.bin.join("pg_ctl"));
+        c.arg("-D").arg(&self.data);
+        c
+    }
+
+    fn wait_ready(&self) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if TcpStream::connect(("127.0.0.1", self.pg.port)).is_ok()
+                && self.pg.psql("postgres", "SELECT 1").status.success()
+            {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(format!("postgres is not ready on port {}", self.pg.port))
+    }
+
+    /// Restarts the server the hard way (`-m immediate`: every backend is
+    /// killed, as in a crash), and waits until it answers again.
+    pub fn restart(&self) {
+        let out = self
+            .pg_ctl()
+            .args(["restart", "-w", "-m", "immediate", "-l"])
+            // The server's output goes to the log, not to pipes this waits on.
+            .arg(self.data.with_file_name("server.log"))
+            .output()
+            .expect("pg_ctl restart");
+        assert!(
+            out.status.success(),
+            "pg_ctl restart: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.wait_ready().expect("postgres back after restart");
+    }
 }
 
 fn as_user(as_root: bool, program: &Path) -> Command {

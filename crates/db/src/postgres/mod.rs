@@ -1,11 +1,21 @@
-//! Postgres on tokio-postgres. This first part opens connections (host/port
-//! or a `postgres://` URL, every `sslMode`, `connectTimeoutMs`), tells
-//! authentication failures from unreachable servers, and reports the server
-//! version. Streaming queries, cancellation and metadata come next (issue 4);
-//! until then those calls answer `NotSupported`.
+//! Postgres on tokio-postgres: connections (host/port or a `postgres://` URL,
+//! every `sslMode`, `connectTimeoutMs`), scripts split the way Postgres reads
+//! them ([`split`]) and run statement by statement with every value in its
+//! text form ([`run`], [`values`]), cancellation through the protocol's cancel
+//! request over the connection's own TLS settings, and catalog metadata
+//! ([`metadata`]).
 
+mod metadata;
+mod run;
+pub mod split;
 mod tls;
+pub mod values;
 
+pub use run::PgCancel;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU8, AtomicU64};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dbbridge_protocol::connection::{ServerConnection, SslMode};
@@ -19,11 +29,26 @@ use crate::{DbError, DbErrorKind};
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
 pub struct PgConnection {
-    client: Client,
+    shared: Arc<Shared>,
     /// Drives the socket; ends when the client is dropped or the server goes.
     task: JoinHandle<()>,
+    /// Turns true when the socket task has ended (the server went away).
+    closed: tokio::sync::watch::Receiver<bool>,
     version: String,
     database: String,
+}
+
+/// What the connection and its running query share.
+pub(crate) struct Shared {
+    client: Client,
+    /// The TLS settings the connection was made with; cancel requests use them too.
+    tls: Option<rustls::ClientConfig>,
+    /// Transaction state after the last query: 0 idle, 1 in a transaction.
+    in_transaction: AtomicU8,
+    /// `format_type` of (type oid, typmod) pairs already asked for.
+    type_names: Mutex<HashMap<(u32, i32), String>>,
+    /// Numbers the cursors this connection declares.
+    cursor_seq: AtomicU64,
 }
 
 impl Drop for PgConnection {
@@ -41,17 +66,21 @@ impl PgConnection {
             .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
         let mode = params.ssl_mode.unwrap_or_default();
         let tls = tls::client_config(mode, params.ssl_root_cert.as_deref())?;
+        let (closed_tx, closed) = tokio::sync::watch::channel(false);
         let connect = async {
-            match tls {
+            match tls.clone() {
                 None => {
                     let (client, connection) = config.connect(NoTls).await?;
-                    Ok::<_, tokio_postgres::Error>((client, tokio::spawn(drive(connection))))
+                    Ok::<_, tokio_postgres::Error>((
+                        client,
+                        tokio::spawn(drive(connection, closed_tx)),
+                    ))
                 }
                 Some(tls) => {
                     let (client, connection) = config
                         .connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls))
                         .await?;
-                    Ok((client, tokio::spawn(drive(connection))))
+                    Ok((client, tokio::spawn(drive(connection, closed_tx))))
                 }
             }
         };
@@ -67,11 +96,24 @@ impl PgConnection {
                 Ok(Ok(pair)) => pair,
             };
         let mut this = PgConnection {
-            client,
+            shared: Arc::new(Shared {
+                client,
+                tls,
+                in_transaction: AtomicU8::new(0),
+                type_names: Mutex::new(HashMap::new()),
+                cursor_seq: AtomicU64::new(0),
+            }),
             task,
+            closed,
             version: String::new(),
             database: String::new(),
         };
+        // Timestamps in ISO form (turned into RFC 3339) and bytea as hex.
+        this.shared
+            .client
+            .batch_execute("SET DateStyle = 'ISO, MDY'; SET bytea_output = 'hex'")
+            .await
+            .map_err(query_error)?;
         let row = this
             .single_row("SELECT current_setting('server_version'), current_database()")
             .await?;
@@ -92,9 +134,59 @@ impl PgConnection {
         self.single_row("SELECT 1").await.map(|_| ())
     }
 
+    /// Whether a transaction block was open when the last query ended.
+    pub fn in_transaction(&self) -> bool {
+        self.shared
+            .in_transaction
+            .load(std::sync::atomic::Ordering::SeqCst)
+            == 1
+    }
+
+    /// Resolves when the connection to the server has gone.
+    pub async fn closed(&self) {
+        let mut closed = self.closed.clone();
+        let _ = closed.wait_for(|gone| *gone).await;
+    }
+
+    /// Starts running a script; see [`run`].
+    pub fn run(&self, sql: String, options: crate::QueryOptions) -> crate::QueryStream {
+        run::start(
+            self.shared.clone(),
+            self.shared.client.cancel_token(),
+            sql,
+            options,
+        )
+    }
+
+    pub async fn list_schemas(
+        &self,
+    ) -> Result<Vec<dbbridge_protocol::metadata::SchemaInfo>, DbError> {
+        metadata::list_schemas(&self.shared.client).await
+    }
+
+    pub async fn list_tables(
+        &self,
+        schema: Option<String>,
+    ) -> Result<Vec<dbbridge_protocol::metadata::TableInfo>, DbError> {
+        metadata::list_tables(&self.shared.client, schema).await
+    }
+
+    pub async fn describe_table(
+        &self,
+        schema: String,
+        table: String,
+    ) -> Result<dbbridge_protocol::metadata::TableDescription, DbError> {
+        metadata::describe_table(&self.shared.client, &schema, &table).await
+    }
+
     /// The text values of the first row of a simple query.
     async fn single_row(&self, sql: &str) -> Result<Vec<String>, DbError> {
-        let messages = self.client.simple_query(sql).await.map_err(query_error)?;
+        let messages = self
+            .shared
+            .client
+            .simple_query(sql)
+            .await
+            .map_err(query_error)?;
         for message in messages {
             if let SimpleQueryMessage::Row(row) = message {
                 return Ok((0..row.len())
@@ -106,14 +198,17 @@ impl PgConnection {
     }
 }
 
-async fn drive<S, T>(connection: tokio_postgres::Connection<S, T>)
-where
+async fn drive<S, T>(
+    connection: tokio_postgres::Connection<S, T>,
+    closed: tokio::sync::watch::Sender<bool>,
+) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     if let Err(error) = connection.await {
         tracing::info!(%error, "postgres connection ended");
     }
+    let _ = closed.send(true);
 }
 
 fn config(params: &ServerConnection) -> Result<Config, DbError> {
@@ -176,11 +271,21 @@ fn connect_error(error: tokio_postgres::Error) -> DbError {
     DbError::new(DbErrorKind::Connection, error.to_string())
 }
 
-fn query_error(error: tokio_postgres::Error) -> DbError {
+/// A failed statement: the server's message, SQLSTATE and position (in the
+/// text that was sent), or a lost connection.
+pub(crate) fn query_error(error: tokio_postgres::Error) -> DbError {
     match error.as_db_error() {
         Some(db) => {
-            let mut err = DbError::new(DbErrorKind::Query, db.message().to_string());
+            let mut message = db.message().to_string();
+            if let Some(detail) = db.detail() {
+                message.push_str(": ");
+                message.push_str(detail);
+            }
+            let mut err = DbError::new(DbErrorKind::Query, message);
             err.sqlstate = Some(db.code().code().to_string());
+            if let Some(tokio_postgres::error::ErrorPosition::Original(position)) = db.position() {
+                err.position = Some(*position);
+            }
             err
         }
         None if error.is_closed() => DbError::new(

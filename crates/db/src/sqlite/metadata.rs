@@ -95,6 +95,7 @@ pub fn list_tables(conn: &Connection, schema: Option<&str>) -> Result<Vec<TableI
                 },
                 row_estimate: None,
                 comment: None,
+                partitioned: false,
             });
         }
     }

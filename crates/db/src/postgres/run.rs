@@ -1,0 +1,606 @@
+//! Running a script on Postgres, statement by statement.
+//!
+//! Each statement is first described (`Parse`/`Describe`, which gives the
+//! column types) and then run with the simple-query protocol, so every value
+//! arrives in its text form: lossless for any type, extensions included.
+//!
+//! - A plain `SELECT` / `VALUES` / `TABLE` / `WITH ... SELECT` is read through a
+//!   server-side cursor (`DECLARE ... NO SCROLL CURSOR`, `FETCH FORWARD n`),
+//!   inside the caller's transaction when one is open, otherwise inside a
+//!   transaction of its own (as psql's `FETCH_COUNT` does). Each `FETCH` asks
+//!   for about 2 MiB of rows, so memory stays flat on any result, and `maxRows`
+//!   simply stops fetching.
+//! - Anything else (DDL, DML with or without `RETURNING`, `SHOW`, `EXPLAIN`,
+//!   `CALL`) is one protocol read, which pauses when the consumer does (the
+//!   socket is not read while the stream's channel is full).
+//!
+//! Cancellation is the protocol's cancel request, sent over a new connection
+//! with the session's own TLS settings; the statement then fails with
+//! SQLSTATE 57014 and the script reports `Cancelled`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use dbbridge_protocol::query::{ColumnInfo, ResultSummary};
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::Type;
+use tokio_postgres::{CancelToken, Client, NoTls, SimpleQueryMessage, SimpleQueryRow};
+
+use super::split::{self, Bound, Statement};
+use super::values::{self, Encoder};
+use super::{Shared, query_error};
+use crate::{
+    BatchBuilder, CancelHandle, DbError, EngineCancel, QueryOptions, QueryStream, STREAM_QUEUE,
+    StreamItem,
+};
+
+type Out = mpsc::Sender<Result<StreamItem, DbError>>;
+
+/// Aim for about this much row text per `FETCH`.
+const FETCH_BYTES: usize = 2 * 1024 * 1024;
+const FIRST_FETCH: usize = 1000;
+const MAX_FETCH: usize = 20_000;
+
+/// Commands that never return rows: run without describing them first.
+const NO_ROWS: &[&str] = &[
+    "ABORT",
+    "ALTER",
+    "ANALYZE",
+    "BEGIN",
+    "CHECKPOINT",
+    "CLOSE",
+    "CLUSTER",
+    "COMMENT",
+    "COMMIT",
+    "CREATE",
+    "DEALLOCATE",
+    "DECLARE",
+    "DISCARD",
+    "DO",
+    "DROP",
+    "END",
+    "GRANT",
+    "LISTEN",
+    "LOCK",
+    "NOTIFY",
+    "PREPARE",
+    "REASSIGN",
+    "REFRESH",
+    "REINDEX",
+    "RELEASE",
+    "RESET",
+    "REVOKE",
+    "ROLLBACK",
+    "SAVEPOINT",
+    "SECURITY",
+    "SET",
+    "START",
+    "TRUNCATE",
+    "UNLISTEN",
+    "VACUUM",
+];
+
+/// Sends the protocol cancel request for the connection's running query.
+pub struct PgCancel {
+    token: CancelToken,
+    tls: Option<rustls::ClientConfig>,
+    sent: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl PgCancel {
+    pub(crate) fn request(&self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!("postgres cancel asked for outside the runtime; not sent");
+            return;
+        };
+        let (token, tls) = (self.token.clone(), self.tls.clone());
+        let handle = runtime.spawn(async move {
+            let sent = match tls {
+                None => token.cancel_query(NoTls).await,
+                Some(tls) => {
+                    token
+                        .cancel_query(tokio_postgres_rustls::MakeRustlsConnect::new(tls))
+                        .await
+                }
+            };
+            if let Err(error) = sent {
+                tracing::warn!(%error, "postgres cancel request failed");
+            }
+        });
+        *self.sent.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
+    }
+
+    /// Waits (briefly) until a requested cancel has reached the server, so it
+    /// cannot land on the session's next query.
+    async fn settle(&self) {
+        let handle = self.sent.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(handle) = handle {
+            let _ = tokio::time::timeout(Duration::from_secs(2), handle).await;
+        }
+    }
+}
+
+pub(super) fn start(
+    shared: Arc<Shared>,
+    token: CancelToken,
+    sql: String,
+    options: QueryOptions,
+) -> QueryStream {
+    let (out, items) = mpsc::channel(STREAM_QUEUE);
+    let requested = Arc::new(AtomicBool::new(false));
+    let pg_cancel = Arc::new(PgCancel {
+        token,
+        tls: shared.tls.clone(),
+        sent: std::sync::Mutex::new(None),
+    });
+    let cancel = CancelHandle {
+        requested: requested.clone(),
+        engine: EngineCancel::Postgres(pg_cancel.clone()),
+    };
+    tokio::spawn(async move {
+        let runner = Runner {
+            shared: &shared,
+            out: &out,
+            options: &options,
+            requested: &requested,
+        };
+        runner.script(&sql).await;
+        pg_cancel.settle().await;
+        // Refreshed before the stream ends, so `session.list` after `query.done` is current.
+        if let Ok(open) = in_transaction_now(&shared.client).await {
+            shared
+                .in_transaction
+                .store(u8::from(open), Ordering::SeqCst);
+        }
+        drop(out);
+    });
+    QueryStream { items, cancel }
+}
+
+/// Whether a transaction block is open. `now()` is the transaction's start and
+/// `statement_timestamp()` this statement's: they differ only inside a block
+/// opened by an earlier statement. An aborted block refuses the query (25P02).
+async fn in_transaction_now(client: &Client) -> Result<bool, DbError> {
+    match client
+        .simple_query("SELECT now() <> statement_timestamp()")
+        .await
+    {
+        Ok(messages) => Ok(messages.iter().any(|m| match m {
+            SimpleQueryMessage::Row(row) => row.get(0) == Some("t"),
+            _ => false,
+        })),
+        Err(error) if error.code() == Some(&SqlState::IN_FAILED_SQL_TRANSACTION) => Ok(true),
+        Err(error) => Err(query_error(error)),
+    }
+}
+
+/// Why a statement stopped early.
+enum Stop {
+    Failed(DbError),
+    /// The consumer dropped the stream; nobody is listening.
+    ConsumerGone,
+}
+
+impl From<DbError> for Stop {
+    fn from(error: DbError) -> Self {
+        Stop::Failed(error)
+    }
+}
+
+fn failed(error: tokio_postgres::Error) -> Stop {
+    Stop::Failed(query_error(error))
+}
+
+/// A described column: name, type, type modifier.
+struct PgColumn {
+    name: String,
+    ty: Type,
+    typmod: i32,
+}
+
+struct Runner<'a> {
+    shared: &'a Shared,
+    out: &'a Out,
+    options: &'a QueryOptions,
+    requested: &'a AtomicBool,
+}
+
+impl Runner<'_> {
+    fn client(&self) -> &Client {
+        &self.shared.client
+    }
+
+    async fn script(&self, sql: &str) {
+        let mut result_index = 0u32;
+        for stmt in split::split(sql) {
+            if self.requested.load(Ordering::SeqCst) {
+                let _ = self.out.send(Err(DbError::cancelled())).await;
+                return;
+            }
+            if stmt.copy_stdio && stmt.command == "COPY" {
+                let _ = self
+                    .out
+                    .send(Err(DbError::invalid_input(
+                        "COPY ... FROM STDIN / TO STDOUT needs the copy sub-protocol, which query.run does not speak; use a server-side file or an export",
+                    )))
+                    .await;
+                return;
+            }
+            let bound = match split::bind(sql, &stmt, &self.options.params) {
+                Ok(bound) => bound,
+                Err(message) => {
+                    let _ = self.out.send(Err(DbError::invalid_input(message))).await;
+                    return;
+                }
+            };
+            match self.statement(&stmt, &bound, result_index).await {
+                Ok(()) => result_index += 1,
+                Err(Stop::Failed(mut error)) => {
+                    if self.requested.load(Ordering::SeqCst) {
+                        error = DbError::cancelled();
+                    } else if let Some(position) = error.position {
+                        error.position = Some(bound.script_position(position));
+                    }
+                    let _ = self.out.send(Err(error)).await;
+                    return;
+                }
+                Err(Stop::ConsumerGone) => return,
+            }
+        }
+    }
+
+    async fn statement(&self, stmt: &Statement, bound: &Bound, index: u32) -> Result<(), Stop> {
+        let sender = Sender {
+            out: self.out,
+            index,
+            command: command_of(stmt),
+        };
+        if NO_ROWS.contains(&stmt.command.as_str()) {
+            return self.simple(&bound.sql, None, &sender).await;
+        }
+        let described = self.client().prepare(&bound.sql).await.map_err(failed)?;
+        let columns: Vec<PgColumn> = described
+            .columns()
+            .iter()
+            .map(|c| PgColumn {
+                name: c.name().to_string(),
+                ty: c.type_().clone(),
+                typmod: c.type_modifier(),
+            })
+            .collect();
+        drop(described);
+        if columns.is_empty() {
+            self.simple(&bound.sql, None, &sender).await
+        } else if stmt.cursor_safe() {
+            self.cursor(&bound.sql, columns, &sender).await
+        } else {
+            self.simple(&bound.sql, Some(columns), &sender).await
+        }
+    }
+
+    /// One simple-query read of the statement.
+    async fn simple(
+        &self,
+        sql: &str,
+        described: Option<Vec<PgColumn>>,
+        sender: &Sender<'_>,
+    ) -> Result<(), Stop> {
+        let stream = self.client().simple_query_raw(sql).await.map_err(failed)?;
+        futures::pin_mut!(stream);
+        let mut columns = match described {
+            Some(columns) => Some(self.column_infos(&columns).await),
+            None => None,
+        };
+        let mut columns_sent = false;
+        let mut builder = BatchBuilder::new(self.options.batch_size);
+        let mut row_count = 0u64;
+        let mut truncated = false;
+        let mut affected = 0u64;
+        while let Some(message) = stream.next().await {
+            match message.map_err(failed)? {
+                // Not described (a command thought to return no rows): text columns.
+                SimpleQueryMessage::RowDescription(fields) if columns.is_none() => {
+                    columns = Some(
+                        fields
+                            .iter()
+                            .map(|f| {
+                                let info = ColumnInfo {
+                                    name: f.name().to_string(),
+                                    db_type: String::new(),
+                                    kind: dbbridge_protocol::query::ValueKind::Other,
+                                };
+                                (info, Encoder::Text)
+                            })
+                            .collect(),
+                    );
+                }
+                SimpleQueryMessage::Row(row) => {
+                    let Some(columns) = &columns else { continue };
+                    if !columns_sent {
+                        sender.columns(columns).await?;
+                        columns_sent = true;
+                    }
+                    if truncated {
+                        // Past maxRows on a read that cannot stop early: let it drain.
+                        continue;
+                    }
+                    if self.options.max_rows.is_some_and(|max| row_count >= max) {
+                        truncated = true;
+                        continue;
+                    }
+                    write_row(&mut builder, columns, &row);
+                    row_count += 1;
+                    if builder.is_due() {
+                        sender.rows(&mut builder).await?;
+                    }
+                }
+                SimpleQueryMessage::CommandComplete(n) => affected = n,
+                _ => {}
+            }
+        }
+        if !columns_sent {
+            sender.columns(columns.as_deref().unwrap_or(&[])).await?;
+        }
+        if !builder.is_empty() {
+            sender.rows(&mut builder).await?;
+        }
+        let returns_rows = columns.is_some();
+        let modifies = matches!(
+            sender.command.as_str(),
+            "INSERT" | "UPDATE" | "DELETE" | "MERGE" | "COPY"
+        );
+        sender
+            .done(ResultSummary {
+                result_index: sender.index,
+                command: sender.command.clone(),
+                row_count,
+                affected_rows: (modifies || !returns_rows).then_some(affected),
+                truncated,
+                last_insert_id: None,
+            })
+            .await
+    }
+
+    /// A row-returning query read through a cursor.
+    async fn cursor(
+        &self,
+        sql: &str,
+        described: Vec<PgColumn>,
+        sender: &Sender<'_>,
+    ) -> Result<(), Stop> {
+        let own_transaction = !in_transaction_now(self.client()).await?;
+        let name = format!(
+            "dbbridge_cursor_{}",
+            self.shared.cursor_seq.fetch_add(1, Ordering::SeqCst)
+        );
+        if own_transaction {
+            self.client().batch_execute("BEGIN").await.map_err(failed)?;
+        }
+        let read = self.fetch_all(sql, &name, described, sender).await;
+        match read {
+            Ok(()) => {
+                let end = if own_transaction {
+                    format!("CLOSE {name}; COMMIT")
+                } else {
+                    format!("CLOSE {name}")
+                };
+                self.client().batch_execute(&end).await.map_err(failed)
+            }
+            Err(stop) => {
+                let cleanup = if own_transaction {
+                    "ROLLBACK".to_string()
+                } else {
+                    format!("CLOSE {name}")
+                };
+                // In an aborted block CLOSE fails too; the block's owner rolls back.
+                let _ = self.client().batch_execute(&cleanup).await;
+                Err(stop)
+            }
+        }
+    }
+
+    async fn fetch_all(
+        &self,
+        sql: &str,
+        name: &str,
+        described: Vec<PgColumn>,
+        sender: &Sender<'_>,
+    ) -> Result<(), Stop> {
+        let declare = format!("DECLARE {name} NO SCROLL CURSOR FOR ");
+        let prefix = declare.chars().count() as u32;
+        if let Err(error) = self.client().batch_execute(&(declare + sql)).await {
+            let mut error = query_error(error);
+            error.position = error.position.and_then(|p| p.checked_sub(prefix));
+            return Err(Stop::Failed(error));
+        }
+        let columns = self.column_infos(&described).await;
+        sender.columns(&columns).await?;
+        let mut builder = BatchBuilder::new(self.options.batch_size);
+        let mut row_count = 0u64;
+        let mut truncated = false;
+        let mut fetch = FIRST_FETCH;
+        'fetching: loop {
+            if self.requested.load(Ordering::SeqCst) {
+                return Err(Stop::Failed(DbError::cancelled()));
+            }
+            let want = match self.options.max_rows {
+                // One past the limit tells whether there was more.
+                Some(max) => (fetch as u64).min(max.saturating_sub(row_count) + 1) as usize,
+                None => fetch,
+            };
+            let stream = self
+                .client()
+                .simple_query_raw(&format!("FETCH FORWARD {want} FROM {name}"))
+                .await
+                .map_err(failed)?;
+            futures::pin_mut!(stream);
+            let (mut got, mut bytes) = (0usize, 0usize);
+            while let Some(message) = stream.next().await {
+                let SimpleQueryMessage::Row(row) = message.map_err(failed)? else {
+                    continue;
+                };
+                got += 1;
+                if self.options.max_rows.is_some_and(|max| row_count >= max) {
+                    truncated = true;
+                    continue;
+                }
+                bytes += write_row(&mut builder, &columns, &row);
+                row_count += 1;
+                if builder.is_due() {
+                    sender.rows(&mut builder).await?;
+                }
+            }
+            if got < want || truncated {
+                break 'fetching;
+            }
+            fetch = (FETCH_BYTES / (bytes / got.max(1)).max(1)).clamp(16, MAX_FETCH);
+        }
+        if !builder.is_empty() {
+            sender.rows(&mut builder).await?;
+        }
+        sender
+            .done(ResultSummary {
+                result_index: sender.index,
+                command: sender.command.clone(),
+                row_count,
+                affected_rows: None,
+                truncated,
+                last_insert_id: None,
+            })
+            .await
+    }
+
+    /// Column descriptions, with `dbType` as Postgres writes it (`format_type`,
+    /// asked once per type and modifier on this connection).
+    async fn column_infos(&self, columns: &[PgColumn]) -> Vec<(ColumnInfo, Encoder)> {
+        let missing: Vec<(u32, i32)> = {
+            let cache = self
+                .shared
+                .type_names
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let mut missing: Vec<(u32, i32)> = columns
+                .iter()
+                .map(|c| (c.ty.oid(), c.typmod))
+                .filter(|key| !cache.contains_key(key))
+                .collect();
+            missing.sort_unstable();
+            missing.dedup();
+            missing
+        };
+        if !missing.is_empty() {
+            let list: Vec<String> = missing
+                .iter()
+                .map(|(oid, typmod)| format!("format_type({oid}, {typmod})"))
+                .collect();
+            if let Ok(messages) = self
+                .client()
+                .simple_query(&format!("SELECT {}", list.join(", ")))
+                .await
+            {
+                let mut cache = self
+                    .shared
+                    .type_names
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                for message in messages {
+                    if let SimpleQueryMessage::Row(row) = message {
+                        for (i, key) in missing.iter().enumerate() {
+                            if let Some(name) = row.get(i) {
+                                cache.insert(*key, name.to_string());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let cache = self
+            .shared
+            .type_names
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        columns
+            .iter()
+            .map(|c| {
+                let (kind, encoder) = values::encoder_for(&c.ty);
+                let db_type = cache
+                    .get(&(c.ty.oid(), c.typmod))
+                    .cloned()
+                    .unwrap_or_else(|| c.ty.name().to_string());
+                (
+                    ColumnInfo {
+                        name: c.name.clone(),
+                        db_type,
+                        kind,
+                    },
+                    encoder,
+                )
+            })
+            .collect()
+    }
+}
+
+/// Encodes one row; returns the bytes of text it held.
+fn write_row(
+    builder: &mut BatchBuilder,
+    columns: &[(ColumnInfo, Encoder)],
+    row: &SimpleQueryRow,
+) -> usize {
+    let mut bytes = 0;
+    builder.row(|w| {
+        for (i, (_, encoder)) in columns.iter().enumerate() {
+            let text = row.try_get(i).unwrap_or(None);
+            bytes += text.map_or(0, str::len);
+            values::encode(w, encoder, text);
+        }
+    });
+    bytes
+}
+
+/// The command word reported for a statement.
+fn command_of(stmt: &Statement) -> String {
+    match stmt.command.as_str() {
+        "WITH" | "VALUES" | "TABLE" if !stmt.writes => "SELECT".to_string(),
+        "" => "UNKNOWN".to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// Sends the items of one result set.
+struct Sender<'a> {
+    out: &'a Out,
+    index: u32,
+    command: String,
+}
+
+impl Sender<'_> {
+    async fn send(&self, item: StreamItem) -> Result<(), Stop> {
+        self.out
+            .send(Ok(item))
+            .await
+            .map_err(|_| Stop::ConsumerGone)
+    }
+
+    async fn columns(&self, columns: &[(ColumnInfo, Encoder)]) -> Result<(), Stop> {
+        self.send(StreamItem::Columns {
+            result_index: self.index,
+            columns: columns.iter().map(|(c, _)| c.clone()).collect(),
+        })
+        .await
+    }
+
+    async fn rows(&self, builder: &mut BatchBuilder) -> Result<(), Stop> {
+        self.send(StreamItem::Rows {
+            result_index: self.index,
+            batch: builder.take(),
+        })
+        .await
+    }
+
+    async fn done(&self, summary: ResultSummary) -> Result<(), Stop> {
+        self.send(StreamItem::Done(summary)).await
+    }
+}

@@ -1,8 +1,15 @@
-//! `cargo xtask bench sqlite [--rows N]`: streams an N-row (default 1M),
-//! 10-column SQLite table through the release `dbbridge` binary over stdio
-//! into a client that parses every line, and in the same run times the
-//! `sqlite3` CLI printing the same table to /dev/null. Prints the ratio, the
-//! bridge's peak RSS and its first-batch latency.
+//! Benchmarks of the release `dbbridge` binary over stdio, each against a
+//! baseline measured in the same run. The client parses every message, as a
+//! front end would.
+//!
+//! - `cargo xtask bench sqlite [--rows N]`: an N-row (default 1M), 10-column
+//!   SQLite table, against the `sqlite3` CLI printing it to /dev/null.
+//! - `cargo xtask bench postgres [--rows N] [--url URL]`: an N-row table of
+//!   int4, int8, numeric, text, timestamptz, bool, jsonb, bytea, uuid and
+//!   float8 columns, against `psql -At` with `FETCH_COUNT 1000` and against
+//!   `COPY ... TO STDOUT`; also cancel-to-`query.done` over 20 tries. The
+//!   server is `--url`, else `DBBRIDGE_BENCH_POSTGRES_URL`, else the local
+//!   server on 127.0.0.1:5432 as user postgres.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -12,23 +19,32 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
+const USAGE: &str = "usage: cargo xtask bench sqlite [--rows N] | postgres [--rows N] [--url URL]";
+
 pub fn run(root: &Path, args: &[&str]) -> Result<()> {
-    match args {
-        ["sqlite", rest @ ..] => {
-            let rows = match rest {
-                [] => 1_000_000,
-                ["--rows", n] => n.parse().context("--rows takes a number")?,
-                _ => bail!("usage: cargo xtask bench sqlite [--rows N]"),
-            };
-            sqlite(root, rows)
+    let (engine, mut rest) = args.split_first().context(USAGE)?;
+    let mut rows = 1_000_000;
+    let mut url = std::env::var("DBBRIDGE_BENCH_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
+    while let [flag, value, tail @ ..] = rest {
+        match *flag {
+            "--rows" => rows = value.parse().context("--rows takes a number")?,
+            "--url" => url = value.to_string(),
+            _ => bail!(USAGE),
         }
-        _ => bail!("usage: cargo xtask bench sqlite [--rows N]"),
+        rest = tail;
+    }
+    if !rest.is_empty() {
+        bail!(USAGE);
+    }
+    match *engine {
+        "sqlite" => sqlite(root, rows),
+        "postgres" => crate::bench_pg::postgres(root, rows, &url),
+        _ => bail!(USAGE),
     }
 }
 
-const RUNS: usize = 3;
-
-fn sqlite(root: &Path, rows: u64) -> Result<()> {
+pub fn build_release(root: &Path) -> Result<std::path::PathBuf> {
     let status = Command::new("cargo")
         .args(["build", "--release", "--quiet", "--bin", "dbbridge"])
         .current_dir(root)
@@ -36,7 +52,13 @@ fn sqlite(root: &Path, rows: u64) -> Result<()> {
     if !status.success() {
         bail!("release build failed");
     }
-    let bin = root.join("target/release/dbbridge");
+    Ok(root.join("target/release/dbbridge"))
+}
+
+const RUNS: usize = 3;
+
+fn sqlite(root: &Path, rows: u64) -> Result<()> {
+    let bin = build_release(root)?;
     let dir = std::env::temp_dir().join(format!("dbbridge-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let db = dir.join("bench.db");
@@ -73,8 +95,12 @@ fn sqlite(root: &Path, rows: u64) -> Result<()> {
     }
 
     let mut bridge = Vec::new();
+    let connection = json!({"kind": "sqlite", "path": db, "readOnly": true});
     for _ in 0..RUNS {
-        bridge.push(bridge_run(&bin, &dir, &db, sql, rows)?);
+        let mut client = BenchClient::start(&bin, &dir.join("data"))?;
+        let session = client.open(&connection)?;
+        bridge.push(client.stream(&session, sql, rows)?);
+        client.finish();
     }
     let cli_best = cli.iter().min().copied().unwrap_or_default();
     let best = bridge.iter().min_by_key(|r| r.wall).context("no runs")?;
@@ -111,94 +137,185 @@ fn sqlite(root: &Path, rows: u64) -> Result<()> {
     Ok(())
 }
 
-fn ms(d: Duration) -> f64 {
+pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-struct BridgeRun {
-    wall: Duration,
-    first_batch: Duration,
-    peak_rss: u64,
-    batches: u64,
+pub struct BridgeRun {
+    pub wall: Duration,
+    /// CPU time the bridge process spent (user + system) during the run.
+    pub bridge_cpu: Duration,
+    /// CPU time this client spent reading and parsing during the run.
+    pub client_cpu: Duration,
+    pub first_batch: Duration,
+    pub peak_rss: u64,
+    pub batches: u64,
 }
 
-fn bridge_run(bin: &Path, dir: &Path, db: &Path, sql: &str, rows: u64) -> Result<BridgeRun> {
-    let mut child = Command::new(bin)
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .arg("serve")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let pid = child.id();
-    let mut stdin = child.stdin.take().context("stdin")?;
-    let mut stdout = BufReader::with_capacity(1 << 16, child.stdout.take().context("stdout")?);
-    let mut line = String::new();
-    let send = |stdin: &mut std::process::ChildStdin, msg: Value| -> Result<()> {
-        writeln!(stdin, "{msg}")?;
-        Ok(stdin.flush()?)
-    };
-    send(
-        &mut stdin,
-        json!({"jsonrpc": "2.0", "id": 1, "method": "session.open", "params": {"connection": {"kind": "sqlite", "path": db, "readOnly": true}}}),
-    )?;
-    stdout.read_line(&mut line)?;
-    let opened: Value = serde_json::from_str(&line)?;
-    let session = opened["result"]["data"]["sessionId"]
-        .as_str()
-        .context("session.open failed")?
-        .to_string();
+/// CPU time (user + system) of process `pid` (or `self`) so far.
+pub fn cpu_of(pid: &str) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (in parentheses): utime is the 12th, stime the 13th.
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i).and_then(|v| v.parse::<u64>().ok()))
+        .sum();
+    // Linux counts clock ticks of 1/100 s.
+    Duration::from_millis(ticks * 10)
+}
 
-    let started = Instant::now();
-    send(
-        &mut stdin,
-        json!({"jsonrpc": "2.0", "id": 2, "method": "query.run", "params": {"sessionId": session, "sql": sql}}),
-    )?;
-    let mut first_batch = None;
-    let mut seen = 0u64;
-    let mut batches = 0u64;
-    loop {
-        line.clear();
-        if stdout.read_line(&mut line)? == 0 {
+/// The release bridge over stdio, with a client that parses every message.
+pub struct BenchClient {
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    stdout: BufReader<std::process::ChildStdout>,
+    line: String,
+    next_id: u64,
+}
+
+impl BenchClient {
+    pub fn start(bin: &Path, data_dir: &Path) -> Result<BenchClient> {
+        let mut child = Command::new(bin)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("serve")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let stdin = child.stdin.take().context("stdin")?;
+        let stdout = BufReader::with_capacity(1 << 16, child.stdout.take().context("stdout")?);
+        Ok(BenchClient {
+            child,
+            stdin: Some(stdin),
+            stdout,
+            line: String::new(),
+            next_id: 1,
+        })
+    }
+
+    fn send(&mut self, method: &str, params: Value) -> Result<u64> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let stdin = self.stdin.as_mut().context("stdin closed")?;
+        writeln!(
+            stdin,
+            "{}",
+            json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
+        )?;
+        stdin.flush()?;
+        Ok(id)
+    }
+
+    /// The next message, parsed.
+    fn next(&mut self) -> Result<Value> {
+        self.line.clear();
+        if self.stdout.read_line(&mut self.line)? == 0 {
             bail!("the bridge closed stdout");
         }
-        // The client parses every message, as a front end would.
-        let msg: Value = serde_json::from_str(&line)?;
-        match msg["method"].as_str() {
-            Some("query.result") => {
-                first_batch.get_or_insert_with(|| started.elapsed());
-                seen += msg["params"]["rows"].as_array().map(Vec::len).unwrap_or(0) as u64;
-                batches += 1;
+        Ok(serde_json::from_str(&self.line)?)
+    }
+
+    pub fn open(&mut self, connection: &Value) -> Result<String> {
+        let id = self.send("session.open", json!({"connection": connection}))?;
+        loop {
+            let msg = self.next()?;
+            if msg["id"] == id {
+                return Ok(msg["result"]["data"]["sessionId"]
+                    .as_str()
+                    .with_context(|| format!("session.open failed: {msg}"))?
+                    .to_string());
             }
-            Some("query.done") => {
-                if msg["params"]["status"] != "completed" {
-                    bail!("query failed: {}", msg["params"]);
-                }
-                break;
-            }
-            _ => {}
         }
     }
-    let wall = started.elapsed();
-    if seen != rows {
-        bail!("expected {rows} rows, got {seen}");
+
+    /// Streams `sql` to its end; checks the row count.
+    pub fn stream(&mut self, session: &str, sql: &str, rows: u64) -> Result<BridgeRun> {
+        let cpu_before = self.cpu();
+        let own_before = cpu_of("self");
+        let started = Instant::now();
+        self.send("query.run", json!({"sessionId": session, "sql": sql}))?;
+        let mut first_batch = None;
+        let mut seen = 0u64;
+        let mut batches = 0u64;
+        loop {
+            let msg = self.next()?;
+            match msg["method"].as_str() {
+                Some("query.result") => {
+                    first_batch.get_or_insert_with(|| started.elapsed());
+                    seen += msg["params"]["rows"].as_array().map(Vec::len).unwrap_or(0) as u64;
+                    batches += 1;
+                }
+                Some("query.done") => {
+                    if msg["params"]["status"] != "completed" {
+                        bail!("query failed: {}", msg["params"]);
+                    }
+                    break;
+                }
+                _ => {}
+            }
+        }
+        let wall = started.elapsed();
+        if seen != rows {
+            bail!("expected {rows} rows, got {seen}");
+        }
+        Ok(BridgeRun {
+            wall,
+            bridge_cpu: self.cpu().saturating_sub(cpu_before),
+            client_cpu: cpu_of("self").saturating_sub(own_before),
+            first_batch: first_batch.unwrap_or_default(),
+            peak_rss: self.peak_rss(),
+            batches,
+        })
     }
-    // VmHWM is the process's peak resident set size.
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let peak_rss = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .unwrap_or(0)
-        * 1024;
-    // EOF on stdin shuts the bridge down.
-    drop(stdin);
-    let _ = child.wait();
-    Ok(BridgeRun {
-        wall,
-        first_batch: first_batch.unwrap_or_default(),
-        peak_rss,
-        batches,
-    })
+
+    /// Starts `sql`, waits for its first batch, cancels it, and times
+    /// `query.cancel` to `query.done`.
+    pub fn cancel_after_first_batch(&mut self, session: &str, sql: &str) -> Result<Duration> {
+        self.send("query.run", json!({"sessionId": session, "sql": sql}))?;
+        loop {
+            let msg = self.next()?;
+            match msg["method"].as_str() {
+                Some("query.result") => break,
+                Some("query.done") => bail!("the query ended before its first batch: {msg}"),
+                _ => {}
+            }
+        }
+        let asked = Instant::now();
+        self.send("query.cancel", json!({"sessionId": session}))?;
+        loop {
+            let msg = self.next()?;
+            if msg["method"] == "query.done" {
+                if msg["params"]["status"] != "cancelled" {
+                    bail!("expected cancelled: {}", msg["params"]);
+                }
+                return Ok(asked.elapsed());
+            }
+        }
+    }
+
+    /// CPU time (user + system) of the bridge process so far.
+    pub fn cpu(&self) -> Duration {
+        cpu_of(&self.child.id().to_string())
+    }
+
+    /// The process's peak resident set size so far (VmHWM).
+    pub fn peak_rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .unwrap_or(0)
+            * 1024
+    }
+
+    /// EOF on stdin shuts the bridge down.
+    pub fn finish(mut self) {
+        drop(self.stdin.take());
+        let _ = self.child.wait();
+    }
 }

@@ -74,6 +74,49 @@ impl<'a> RowWriter<'a> {
         push_json_str(self.buf, s);
     }
 
+    /// A string value given in parts (written as their concatenation).
+    pub fn str_parts(&mut self, parts: &[&str]) {
+        self.sep();
+        push_json_str_parts(self.buf, parts);
+    }
+
+    /// `bytes` from Postgres hex text (`0a1b...`, without the `\\x`): base64,
+    /// decoded and encoded in chunks with no intermediate buffer. Returns false
+    /// (and writes nothing) if `hex` is not valid hex.
+    pub fn bytes_from_hex(&mut self, hex: &[u8]) -> bool {
+        if !hex.len().is_multiple_of(2) {
+            return false;
+        }
+        let nibble = |c: u8| match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            b'A'..=b'F' => Some(c - b'A' + 10),
+            _ => None,
+        };
+        let mark = self.buf.len();
+        let first = self.first;
+        self.sep();
+        self.buf.push('"');
+        // 48 bytes a chunk: a multiple of 3, so only the last chunk is padded.
+        let mut chunk = [0u8; 48];
+        for pairs in hex.chunks(96) {
+            let n = pairs.len() / 2;
+            for (i, pair) in pairs.chunks_exact(2).enumerate() {
+                match (nibble(pair[0]), nibble(pair[1])) {
+                    (Some(hi), Some(lo)) => chunk[i] = hi << 4 | lo,
+                    _ => {
+                        self.buf.truncate(mark);
+                        self.first = first;
+                        return false;
+                    }
+                }
+            }
+            base64::engine::general_purpose::STANDARD.encode_string(&chunk[..n], self.buf);
+        }
+        self.buf.push('"');
+        true
+    }
+
     /// `bytes`: base64.
     pub fn bytes(&mut self, b: &[u8]) {
         self.sep();
@@ -114,35 +157,65 @@ pub fn push_float(buf: &mut String, v: f64) {
     }
 }
 
+/// Which bytes a JSON string must escape: the quote, the backslash and the control characters.
+const NEEDS_ESCAPE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = true;
+        b += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
+
 /// Appends `s` as a JSON string literal.
 pub fn push_json_str(buf: &mut String, s: &str) {
     buf.reserve(s.len() + 2);
     buf.push('"');
+    push_json_str_body(buf, s);
+    buf.push('"');
+}
+
+/// Appends the concatenation of `parts` as one JSON string literal.
+pub fn push_json_str_parts(buf: &mut String, parts: &[&str]) {
+    buf.push('"');
+    for part in parts {
+        push_json_str_body(buf, part);
+    }
+    buf.push('"');
+}
+
+/// Appends `s` escaped for the inside of a JSON string.
+fn push_json_str_body(buf: &mut String, s: &str) {
     let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let escape: &str = match b {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0x00..=0x1f => "",
-            _ => continue,
-        };
-        buf.push_str(&s[start..i]);
-        if escape.is_empty() {
-            buf.push_str("\\u00");
-            const HEX: &[u8; 16] = b"0123456789abcdef";
-            buf.push(HEX[(b >> 4) as usize] as char);
-            buf.push(HEX[(b & 0xf) as usize] as char);
-        } else {
-            buf.push_str(escape);
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if !NEEDS_ESCAPE[b as usize] {
+            i += 1;
+            continue;
         }
-        start = i + 1;
+        buf.push_str(&s[start..i]);
+        match b {
+            b'"' => buf.push_str("\\\""),
+            b'\\' => buf.push_str("\\\\"),
+            b'\n' => buf.push_str("\\n"),
+            b'\r' => buf.push_str("\\r"),
+            b'\t' => buf.push_str("\\t"),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                buf.push_str("\\u00");
+                buf.push(HEX[(b >> 4) as usize] as char);
+                buf.push(HEX[(b & 0xf) as usize] as char);
+            }
+        }
+        i += 1;
+        start = i;
     }
     buf.push_str(&s[start..]);
-    buf.push('"');
 }
 
 #[cfg(test)]
@@ -206,6 +279,9 @@ mod tests {
         row.float(2.5);
         row.str("x");
         row.bytes(b"\x00\xff");
+        assert!(!row.bytes_from_hex(b"0g"));
+        assert!(row.bytes_from_hex(&b"00ff".repeat(40)));
+        row.str_parts(&["a\"", "b"]);
         row.begin_array();
         row.int(1);
         row.null();
@@ -223,6 +299,8 @@ mod tests {
                 2.5,
                 "x",
                 "AP8=",
+                base64::engine::general_purpose::STANDARD.encode([0u8, 0xff].repeat(40)),
+                "a\"b",
                 [1, null]
             ])
         );

@@ -43,6 +43,8 @@ pub(crate) struct Shared {
     client: Client,
     /// The TLS settings the connection was made with; cancel requests use them too.
     tls: Option<rustls::ClientConfig>,
+    /// Where cancel requests go (the server the connection reached).
+    cancel_addr: Option<run::CancelAddr>,
     /// Transaction state after the last query: 0 idle, 1 in a transaction.
     in_transaction: AtomicU8,
     /// `format_type` of (type oid, typmod) pairs already asked for.
@@ -99,6 +101,7 @@ impl PgConnection {
             shared: Arc::new(Shared {
                 client,
                 tls,
+                cancel_addr: run::CancelAddr::of(&config),
                 in_transaction: AtomicU8::new(0),
                 type_names: Mutex::new(HashMap::new()),
                 cursor_seq: AtomicU64::new(0),

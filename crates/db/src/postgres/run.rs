@@ -83,10 +83,30 @@ const NO_ROWS: &[&str] = &[
     "VACUUM",
 ];
 
+/// Where a cancel request is sent: the connection's first host and port.
+#[derive(Clone, Debug)]
+pub(crate) enum CancelAddr {
+    Tcp(String, u16),
+    Unix(std::path::PathBuf),
+}
+
+impl CancelAddr {
+    pub(crate) fn of(config: &tokio_postgres::Config) -> Option<CancelAddr> {
+        let port = config.get_ports().first().copied().unwrap_or(5432);
+        match config.get_hosts().first()? {
+            tokio_postgres::config::Host::Tcp(host) => Some(CancelAddr::Tcp(host.clone(), port)),
+            tokio_postgres::config::Host::Unix(dir) => {
+                Some(CancelAddr::Unix(dir.join(format!(".s.PGSQL.{port}"))))
+            }
+        }
+    }
+}
+
 /// Sends the protocol cancel request for the connection's running query.
 pub struct PgCancel {
     token: CancelToken,
     tls: Option<rustls::ClientConfig>,
+    addr: Option<CancelAddr>,
     sent: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -96,31 +116,70 @@ impl PgCancel {
             tracing::warn!("postgres cancel asked for outside the runtime; not sent");
             return;
         };
-        let (token, tls) = (self.token.clone(), self.tls.clone());
+        let (token, tls, addr) = (self.token.clone(), self.tls.clone(), self.addr.clone());
         let handle = runtime.spawn(async move {
-            let sent = match tls {
-                None => token.cancel_query(NoTls).await,
-                Some(tls) => {
-                    token
-                        .cancel_query(tokio_postgres_rustls::MakeRustlsConnect::new(tls))
-                        .await
-                }
-            };
-            if let Err(error) = sent {
+            if let Err(error) = send_cancel(token, tls, addr).await {
                 tracing::warn!(%error, "postgres cancel request failed");
             }
         });
         *self.sent.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
     }
 
-    /// Waits (briefly) until a requested cancel has reached the server, so it
-    /// cannot land on the session's next query.
+    /// Waits (briefly) until a requested cancel has been acted on by the
+    /// server, so it cannot land on a later statement of the session.
     async fn settle(&self) {
         let handle = self.sent.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(handle) = handle {
             let _ = tokio::time::timeout(Duration::from_secs(2), handle).await;
         }
     }
+}
+
+/// Sends a cancel request. Without TLS the request goes over a socket of our
+/// own, read to its end: the server closes it only after it has signalled the
+/// backend, so once this returns the cancel cannot arrive later and hit the
+/// session's next statement. Over TLS tokio-postgres sends it (same settings
+/// as the session) and a short grace period stands in for that wait.
+async fn send_cancel(
+    token: CancelToken,
+    tls: Option<rustls::ClientConfig>,
+    addr: Option<CancelAddr>,
+) -> Result<(), String> {
+    use tokio::io::AsyncReadExt;
+    let mut rest = Vec::new();
+    match (tls, addr) {
+        (Some(tls), _) => {
+            token
+                .cancel_query(tokio_postgres_rustls::MakeRustlsConnect::new(tls))
+                .await
+                .map_err(|e| e.to_string())?;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        (None, Some(CancelAddr::Tcp(host, port))) => {
+            let mut socket = tokio::net::TcpStream::connect((host.as_str(), port))
+                .await
+                .map_err(|e| e.to_string())?;
+            token
+                .cancel_query_raw(&mut socket, NoTls)
+                .await
+                .map_err(|e| e.to_string())?;
+            let _ =
+                tokio::time::timeout(Duration::from_secs(2), socket.read_to_end(&mut rest)).await;
+        }
+        (None, Some(CancelAddr::Unix(path))) => {
+            let mut socket = tokio::net::UnixStream::connect(&path)
+                .await
+                .map_err(|e| e.to_string())?;
+            token
+                .cancel_query_raw(&mut socket, NoTls)
+                .await
+                .map_err(|e| e.to_string())?;
+            let _ =
+                tokio::time::timeout(Duration::from_secs(2), socket.read_to_end(&mut rest)).await;
+        }
+        (None, None) => token.cancel_query(NoTls).await.map_err(|e| e.to_string())?,
+    }
+    Ok(())
 }
 
 pub(super) fn start(
@@ -134,6 +193,7 @@ pub(super) fn start(
     let pg_cancel = Arc::new(PgCancel {
         token,
         tls: shared.tls.clone(),
+        addr: shared.cancel_addr.clone(),
         sent: std::sync::Mutex::new(None),
     });
     let cancel = CancelHandle {
@@ -146,14 +206,19 @@ pub(super) fn start(
             out: &out,
             options: &options,
             requested: &requested,
+            cancel: &pg_cancel,
         };
         runner.script(&sql).await;
         pg_cancel.settle().await;
-        // Refreshed before the stream ends, so `session.list` after `query.done` is current.
-        if let Ok(open) = in_transaction_now(&shared.client).await {
-            shared
-                .in_transaction
-                .store(u8::from(open), Ordering::SeqCst);
+        // Refreshed before the stream ends, so `session.list` after `query.done`
+        // is current (once more if a cancel landed on the first try).
+        for _ in 0..2 {
+            if let Ok(open) = in_transaction_now(&shared.client).await {
+                shared
+                    .in_transaction
+                    .store(u8::from(open), Ordering::SeqCst);
+                break;
+            }
         }
         drop(out);
     });
@@ -206,6 +271,7 @@ struct Runner<'a> {
     out: &'a Out,
     options: &'a QueryOptions,
     requested: &'a AtomicBool,
+    cancel: &'a PgCancel,
 }
 
 impl Runner<'_> {
@@ -390,6 +456,8 @@ impl Runner<'_> {
                 self.client().batch_execute(&end).await.map_err(failed)
             }
             Err(stop) => {
+                // A cancel still on its way must not hit the cleanup.
+                self.cancel.settle().await;
                 let cleanup = if own_transaction {
                     "ROLLBACK".to_string()
                 } else {
@@ -421,24 +489,37 @@ impl Runner<'_> {
         let mut builder = BatchBuilder::new(self.options.batch_size);
         let mut row_count = 0u64;
         let mut truncated = false;
+        // How many rows to ask for when `expected` rows will have been read: one
+        // past maxRows tells whether there was more.
+        let want_for = |fetch: usize, expected: u64| match self.options.max_rows {
+            Some(max) => max
+                .checked_sub(expected)
+                .map_or(0, |left| (fetch as u64).min(left + 1) as usize),
+            None => fetch,
+        };
+        let fetch_more = |want: usize| async move {
+            self.client()
+                .simple_query_raw(&format!("FETCH FORWARD {want} FROM {name}"))
+                .await
+                .map(Box::pin)
+                .map_err(failed)
+        };
         let mut fetch = FIRST_FETCH;
-        'fetching: loop {
+        let mut want = want_for(fetch, 0);
+        let mut current = fetch_more(want).await?;
+        loop {
             if self.requested.load(Ordering::SeqCst) {
                 return Err(Stop::Failed(DbError::cancelled()));
             }
-            let want = match self.options.max_rows {
-                // One past the limit tells whether there was more.
-                Some(max) => (fetch as u64).min(max.saturating_sub(row_count) + 1) as usize,
-                None => fetch,
+            // The next FETCH is queued before this one is read, so the server
+            // produces rows while these are encoded.
+            let next_want = want_for(fetch, row_count + want as u64);
+            let next = match next_want {
+                0 => None,
+                n => Some((n, fetch_more(n).await?)),
             };
-            let stream = self
-                .client()
-                .simple_query_raw(&format!("FETCH FORWARD {want} FROM {name}"))
-                .await
-                .map_err(failed)?;
-            futures::pin_mut!(stream);
             let (mut got, mut bytes) = (0usize, 0usize);
-            while let Some(message) = stream.next().await {
+            while let Some(message) = current.next().await {
                 let SimpleQueryMessage::Row(row) = message.map_err(failed)? else {
                     continue;
                 };
@@ -454,9 +535,13 @@ impl Runner<'_> {
                 }
             }
             if got < want || truncated {
-                break 'fetching;
+                break;
             }
             fetch = (FETCH_BYTES / (bytes / got.max(1)).max(1)).clamp(16, MAX_FETCH);
+            match next {
+                Some((n, stream)) => (want, current) = (n, stream),
+                None => break,
+            }
         }
         if !builder.is_empty() {
             sender.rows(&mut builder).await?;

@@ -100,13 +100,38 @@ pub fn encode(w: &mut RowWriter<'_>, encoder: &Encoder, text: Option<&str>) {
             _ => w.str(text),
         },
         Encoder::Text => w.str(text),
-        Encoder::Bytes => match decode_bytea(text) {
-            Some(bytes) => w.bytes(&bytes),
-            None => w.str(text),
+        Encoder::Bytes => {
+            let hex = text.strip_prefix("\\x").map(str::as_bytes);
+            if !hex.is_some_and(|hex| w.bytes_from_hex(hex)) {
+                match decode_bytea_escape(text) {
+                    Some(bytes) => w.bytes(&bytes),
+                    None => w.str(text),
+                }
+            }
+        }
+        Encoder::Timestamp => match iso_date_end(text, b' ') {
+            Some(at) if !text.ends_with(" BC") => w.str_parts(&[&text[..at], "T", &text[at + 1..]]),
+            _ => w.str(text),
         },
-        Encoder::Timestamp => w.str(&timestamp(text)),
-        Encoder::Timestamptz => w.str(&timestamptz(text)),
-        Encoder::TimeTz => w.str(&time_with_offset(text)),
+        Encoder::Timestamptz => match iso_date_end(text, b' ') {
+            Some(at) if !text.ends_with(" BC") => {
+                let time = &text[at + 1..];
+                let minutes = if offset_needs_minutes(time) {
+                    ":00"
+                } else {
+                    ""
+                };
+                w.str_parts(&[&text[..at], "T", time, minutes])
+            }
+            _ => w.str(text),
+        },
+        Encoder::TimeTz => {
+            if offset_needs_minutes(text) {
+                w.str_parts(&[text, ":00"]);
+            } else {
+                w.str(text);
+            }
+        }
         Encoder::Array { element, delimiter } => {
             if write_array(w, element, *delimiter, text).is_none() {
                 // Not the array text we know (never expected): keep it whole.
@@ -150,25 +175,9 @@ fn is_json_number(s: &str) -> bool {
     i == b.len()
 }
 
-/// bytea text: `\x` hex (the default output) or the older escape format.
-fn decode_bytea(text: &str) -> Option<Vec<u8>> {
+/// bytea in the older escape format (`bytea_output = escape`).
+fn decode_bytea_escape(text: &str) -> Option<Vec<u8>> {
     let b = text.as_bytes();
-    if let Some(hex) = text.strip_prefix("\\x") {
-        let hex = hex.as_bytes();
-        if hex.len() % 2 != 0 {
-            return None;
-        }
-        let nibble = |c: u8| match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            b'A'..=b'F' => Some(c - b'A' + 10),
-            _ => None,
-        };
-        return hex
-            .chunks_exact(2)
-            .map(|p| Some(nibble(p[0])? << 4 | nibble(p[1])?))
-            .collect();
-    }
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
@@ -210,35 +219,10 @@ fn iso_date_end(s: &str, sep: u8) -> Option<usize> {
     ok.then_some(at)
 }
 
-/// `2024-02-29 13:45:07` to `2024-02-29T13:45:07`; infinity and BC dates as they are.
-fn timestamp(text: &str) -> String {
-    match iso_date_end(text, b' ') {
-        Some(at) if !text.ends_with(" BC") => {
-            let mut s = text.to_string();
-            s.replace_range(at..at + 1, "T");
-            s
-        }
-        _ => text.to_string(),
-    }
-}
-
-/// `2024-02-29 13:45:07+05:30` / `...+00` to RFC 3339 (`...T...+00:00`).
-fn timestamptz(text: &str) -> String {
-    if text.ends_with(" BC") {
-        return text.to_string();
-    }
-    match iso_date_end(text, b' ') {
-        Some(at) => format!("{}T{}", &text[..at], time_with_offset(&text[at + 1..])),
-        None => text.to_string(),
-    }
-}
-
-/// A time with a `+HH` offset gets the minutes `RFC 3339` wants (`+HH:00`).
-fn time_with_offset(text: &str) -> String {
-    match text.rfind(['+', '-']) {
-        Some(sign) if text.len() - sign == 3 => format!("{text}:00"),
-        _ => text.to_string(),
-    }
+/// Whether a time's offset is `+HH` only: RFC 3339 wants `+HH:MM`.
+fn offset_needs_minutes(time: &str) -> bool {
+    time.rfind(['+', '-'])
+        .is_some_and(|sign| time.len() - sign == 3)
 }
 
 /// Writes an array's text (`{1,2,NULL}`, `{{"a b",c},{d,e}}`, `[0:1]={1,2}`)

@@ -77,7 +77,11 @@ export type ConnectionSpec = { "kind": "postgres" } & ServerConnection | { "kind
 
 export type ConnectionTestParams = { connection: ConnectionParams, };
 
-export type ConnectionTestResult = { kind: EngineKind, serverVersion: string, latencyMs: number, };
+export type ConnectionTestResult = { kind: EngineKind, serverVersion: string, latencyMs: number, 
+/**
+ * For `mysql` connections: `mysql` or `mariadb`.
+ */
+flavour?: string, };
 
 export type DescribeTableParams = { sessionId: string, schema: string, table: string, };
 

@@ -180,6 +180,10 @@ pub struct ConnectionTestResult {
     pub server_version: String,
     #[ts(type = "number")]
     pub latency_ms: u64,
+    /// For `mysql` connections: `mysql` or `mariadb`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub flavour: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]

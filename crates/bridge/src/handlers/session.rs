@@ -36,6 +36,7 @@ async fn test(
         kind: connection.kind(),
         server_version: connection.server_version().to_string(),
         latency_ms: started.elapsed().as_millis() as u64,
+        flavour: connection.flavour().map(str::to_string),
     })
 }
 

@@ -4,6 +4,7 @@
 mod demo;
 mod harness;
 mod logging;
+mod mysql;
 mod postgres;
 mod postgres_metadata;
 mod postgres_query;

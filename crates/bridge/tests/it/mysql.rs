@@ -1,0 +1,532 @@
+//! MySQL/MariaDB against a real server (a throwaway MariaDB): connections,
+//! values compared with what the `mariadb` client prints, streaming,
+//! `KILL QUERY` cancellation, the DELIMITER-aware splitter, errors and a
+//! server that dies.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::harness::{Bridge, Options, rss_bytes};
+use crate::servers::{Mysql, mysql, private_mysql};
+
+const T: Duration = Duration::from_secs(120);
+
+fn open(b: &mut Bridge, my: &Mysql, db: &str) -> String {
+    let data = b.ok("session.open", json!({"connection": my.connection(db)}));
+    data["sessionId"].as_str().unwrap().to_string()
+}
+
+fn client_ok(my: &Mysql, db: &str, sql: &str) -> String {
+    let out = my.client(db, sql);
+    assert!(
+        out.status.success(),
+        "mariadb {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn connection_test_reports_version_and_flavour_and_auth_failure_hides_the_password() {
+    let Some(my) = mysql() else { return };
+    let db = my.create_database();
+    let mut b = Bridge::start();
+    let data = b.ok("connection.test", json!({"connection": my.connection(&db)}));
+    assert_eq!(data["kind"], "mysql");
+    assert_eq!(data["flavour"], "mariadb");
+    let version = client_ok(&my, &db, "SELECT VERSION()");
+    assert_eq!(data["serverVersion"], version.trim());
+    let url = format!(
+        "mysql://{}:{}@{}:{}/{}",
+        my.user, my.password, my.host, my.port, db
+    );
+    let data = b.ok(
+        "connection.test",
+        json!({"connection": {"kind": "mysql", "url": url}}),
+    );
+    assert_eq!(data["flavour"], "mariadb");
+
+    let mut conn = my.connection(&db);
+    conn["password"] = json!("Wrong-My-Password-1");
+    let e = b.err("connection.test", json!({"connection": conn}));
+    assert_eq!(e["code"], "AUTH_FAILED", "{e}");
+    assert_eq!(e["details"]["errno"], 1045);
+    assert_eq!(e["details"]["sqlstate"], "28000");
+    assert!(!e.to_string().contains("Wrong-My-Password-1"));
+}
+
+/// (column, declaration, literal, reference expression for the client, check)
+#[derive(Clone, Copy)]
+enum Check {
+    Text,
+    Int,
+    Float,
+    /// Base64 of the bytes whose `HEX()` the client prints.
+    Hex,
+    /// A `T` between date and time.
+    DateTime,
+}
+
+const EVERY: &[(&str, &str, &str, &str, &str, Check)] = &[
+    ("c_tiny", "tinyint", "-128", "c_tiny", "int", Check::Int),
+    ("c_bool", "boolean", "1", "c_bool", "int", Check::Int),
+    (
+        "c_small",
+        "smallint unsigned",
+        "65535",
+        "c_small",
+        "int",
+        Check::Int,
+    ),
+    (
+        "c_medium",
+        "mediumint",
+        "-8388608",
+        "c_medium",
+        "int",
+        Check::Int,
+    ),
+    ("c_int", "int", "-2147483648", "c_int", "int", Check::Int),
+    (
+        "c_int_u",
+        "int unsigned",
+        "4294967295",
+        "c_int_u",
+        "int",
+        Check::Int,
+    ),
+    (
+        "c_big",
+        "bigint",
+        "-9223372036854775808",
+        "c_big",
+        "bigint",
+        Check::Text,
+    ),
+    (
+        "c_big_u",
+        "bigint unsigned",
+        "18446744073709551615",
+        "c_big_u",
+        "bigint",
+        Check::Text,
+    ),
+    (
+        "c_dec",
+        "decimal(40,10)",
+        "123456789012345678901234567890.0123456789",
+        "c_dec",
+        "decimal",
+        Check::Text,
+    ),
+    ("c_float", "float", "1.5", "c_float", "float", Check::Float),
+    (
+        "c_double",
+        "double",
+        "1e300",
+        "c_double",
+        "float",
+        Check::Float,
+    ),
+    (
+        "c_bit",
+        "bit(10)",
+        "b'1010101010'",
+        "c_bit + 0",
+        "int",
+        Check::Int,
+    ),
+    (
+        "c_date",
+        "date",
+        "'2024-02-29'",
+        "c_date",
+        "date",
+        Check::Text,
+    ),
+    (
+        "c_zero",
+        "date",
+        "'0000-00-00'",
+        "c_zero",
+        "date",
+        Check::Text,
+    ),
+    (
+        "c_time",
+        "time(6)",
+        "'-838:59:59.000000'",
+        "c_time",
+        "time",
+        Check::Text,
+    ),
+    (
+        "c_dt",
+        "datetime(6)",
+        "'2024-02-29 13:45:07.123456'",
+        "c_dt",
+        "timestamp",
+        Check::DateTime,
+    ),
+    (
+        "c_zero_dt",
+        "datetime",
+        "'0000-00-00 00:00:00'",
+        "c_zero_dt",
+        "timestamp",
+        Check::Text,
+    ),
+    (
+        "c_ts",
+        "timestamp(3)",
+        "'2024-02-29 13:45:07.123'",
+        "c_ts",
+        "timestamp",
+        Check::DateTime,
+    ),
+    ("c_year", "year", "2024", "c_year", "int", Check::Int),
+    ("c_char", "char(5)", "'ab'", "c_char", "text", Check::Text),
+    (
+        "c_varchar",
+        "varchar(50)",
+        "'é 漢字 🎉'",
+        "c_varchar",
+        "text",
+        Check::Text,
+    ),
+    (
+        "c_latin1",
+        "varchar(20) CHARACTER SET latin1",
+        "'café'",
+        "c_latin1",
+        "text",
+        Check::Text,
+    ),
+    (
+        "c_text",
+        "text",
+        "'multi\\nline'",
+        "c_text",
+        "text",
+        Check::Text,
+    ),
+    (
+        "c_binary",
+        "binary(4)",
+        "x'00ff10ab'",
+        "HEX(c_binary)",
+        "bytes",
+        Check::Hex,
+    ),
+    (
+        "c_varbinary",
+        "varbinary(10)",
+        "x'deadbeef'",
+        "HEX(c_varbinary)",
+        "bytes",
+        Check::Hex,
+    ),
+    (
+        "c_blob",
+        "blob",
+        "x'000102'",
+        "HEX(c_blob)",
+        "bytes",
+        Check::Hex,
+    ),
+    (
+        "c_json",
+        "json",
+        "'{\"big\": 123456789012345678901234567890}'",
+        "c_json",
+        "text",
+        Check::Text,
+    ),
+    (
+        "c_enum",
+        "enum('sad','happy')",
+        "'happy'",
+        "c_enum",
+        "enum",
+        Check::Text,
+    ),
+    (
+        "c_set",
+        "set('a','b','c')",
+        "'a,c'",
+        "c_set",
+        "text",
+        Check::Text,
+    ),
+    (
+        "c_point",
+        "point",
+        "ST_GeomFromText('POINT(1 2)')",
+        "LOWER(HEX(c_point))",
+        "other",
+        Check::Text,
+    ),
+];
+
+#[test]
+fn every_type_matches_what_the_mariadb_client_prints() {
+    let Some(my) = mysql() else { return };
+    let db = my.create_database();
+    let columns: Vec<String> = EVERY.iter().map(|c| format!("{} {}", c.0, c.1)).collect();
+    let literals: Vec<&str> = EVERY.iter().map(|c| c.2).collect();
+    client_ok(
+        &my,
+        &db,
+        &format!(
+            "SET sql_mode = ''; CREATE TABLE every ({}); INSERT INTO every VALUES ({}); INSERT INTO every () VALUES ();",
+            columns.join(", "),
+            literals.join(", ")
+        ),
+    );
+    let reference: Vec<&str> = EVERY.iter().map(|c| c.3).collect();
+    let printed = client_ok(
+        &my,
+        &db,
+        &format!(
+            "SELECT {} FROM every WHERE c_int IS NOT NULL",
+            reference.join(", ")
+        ),
+    );
+    let printed: Vec<&str> = printed.trim_end_matches('\n').split('\t').collect();
+    assert_eq!(printed.len(), EVERY.len(), "{printed:?}");
+
+    let mut b = Bridge::start();
+    let s = open(&mut b, &my, &db);
+    let out = b.query(&s, "SELECT * FROM every ORDER BY c_int IS NULL", json!({}));
+    assert_eq!(out.status(), "completed", "{}", out.done);
+    let cols = &out.results[0].columns;
+    let row = out.rows(0)[0].as_array().unwrap();
+    let nulls = out.rows(0)[1].as_array().unwrap();
+    for (i, (name, _, _, _, kind, check)) in EVERY.iter().enumerate() {
+        let got = &row[i];
+        // The client escapes newlines in --batch output.
+        let want = printed[i].replace("\\n", "\n");
+        assert_eq!(cols[i]["name"], *name);
+        assert_eq!(cols[i]["kind"], *kind, "{name}: {}", cols[i]);
+        if *name != "c_ts" {
+            assert_eq!(nulls[i], Value::Null, "{name}");
+        }
+        let ok = match check {
+            Check::Text => got.as_str() == Some(want.as_str()),
+            Check::Int => got.as_i64().map(|n| n.to_string()) == Some(want.clone()),
+            Check::Float => got.as_f64() == want.parse::<f64>().ok(),
+            Check::Hex => {
+                use std::fmt::Write;
+                let bytes = base64_decode(got.as_str().unwrap_or_default());
+                let hex = bytes.iter().fold(String::new(), |mut s, b| {
+                    let _ = write!(s, "{b:02X}");
+                    s
+                });
+                hex == want
+            }
+            Check::DateTime => got.as_str().map(|s| s.replacen('T', " ", 1)) == Some(want.clone()),
+        };
+        assert!(ok, "{name}: bridge {got} vs client {want:?}");
+    }
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0);
+    for c in s.bytes().filter(|c| *c != b'=') {
+        acc = acc << 6 | ALPHABET.iter().position(|a| *a == c).unwrap() as u32;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_million_rows_stream_exactly_and_max_rows_stops_the_server() {
+    let Some(my) = mysql() else { return };
+    let db = my.create_database();
+    let mut b = Bridge::start();
+    let s = open(&mut b, &my, &db);
+    let out = b.query(
+        &s,
+        "SELECT seq, CONCAT('row-', seq) AS label FROM seq_1_to_1000000",
+        json!({}),
+    );
+    assert_eq!(out.status(), "completed", "{}", out.done);
+    let rows = out.rows(0);
+    assert_eq!(rows.len(), 1_000_000);
+    assert_eq!(out.results[0].columns[0]["kind"], "bigint");
+    for (i, row) in rows.iter().enumerate().step_by(99_991) {
+        assert_eq!(row, &json!([(i + 1).to_string(), format!("row-{}", i + 1)]));
+    }
+    let t = Instant::now();
+    let out = b.query(
+        &s,
+        "SELECT a.seq FROM seq_1_to_100000 a, seq_1_to_100000 b",
+        json!({"maxRows": 1000}),
+    );
+    assert_eq!(out.status(), "completed", "{}", out.done);
+    assert_eq!(out.rows(0).len(), 1000);
+    assert_eq!(out.done["results"][0]["truncated"], true);
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    assert_eq!(b.query(&s, "SELECT 1", json!({})).rows(0), [json!([1])]);
+}
+
+#[test]
+fn a_stalled_client_keeps_memory_flat() {
+    let Some(my) = mysql() else { return };
+    let db = my.create_database();
+    let mut b = Bridge::start_with(Options::default());
+    let s = open(&mut b, &my, &db);
+    let sql = "SELECT seq, LPAD(seq, 80, '0') AS pad FROM seq_1_to_2000000";
+    b.pause_reading();
+    let q = b.start_query_unread(&s, sql);
+    let mut peak = 0;
+    for _ in 0..30 {
+        std::thread::sleep(Duration::from_millis(100));
+        peak = peak.max(rss_bytes(b.pid()));
+    }
+    b.resume_reading();
+    let out = b.collect(&q, Duration::from_secs(300));
+    assert_eq!(out.status(), "completed", "{}", out.done);
+    assert_eq!(out.rows(0).len(), 2_000_000);
+    assert!(
+        peak > 0 && peak < 100 << 20,
+        "RSS while stalled: {} MiB",
+        peak >> 20
+    );
+}
+
+#[test]
+fn kill_query_cancels_and_the_transaction_survives() {
+    let Some(my) = mysql() else { return };
+    let db = my.create_database();
+    client_ok(&my, &db, "CREATE TABLE t (id int) ENGINE=InnoDB");
+    let mut b = Bridge::start();
+    let s = open(&mut b, &my, &db);
+    let other = open(&mut b, &my, &db);
+    let out = b.query(&s, "BEGIN; INSERT INTO t VALUES (1), (2)", json!({}));
+    assert_eq!(out.status(), "completed", "{}", out.done);
+    assert_eq!(out.done["results"][1]["affectedRows"], 2);
+
+    // Mid-SLEEP.
+    let q = b.start_query(&s, "SELECT SLEEP(30)", json!({}));
+    std::thread::sleep(Duration::from_millis(500));
+    let asked = Instant::now();
+    b.ok("query.cancel", json!({"sessionId": s}));
+    let done = b.wait_done(&q, T);
+    assert_eq!(done["status"], "cancelled", "{done}");
+    assert!(asked.elapsed() < Duration::from_secs(5));
+    // Mid-stream.
+    let q = b.start_query(
+        &s,
+        "SELECT a.seq FROM seq_1_to_100000 a, seq_1_to_100000 b",
+        json!({}),
+    );
+    b.event_where(T, |e| {
+        e["method"] == "query.result" && e["params"]["queryId"] == q.as_str()
+    });
+    b.ok("query.cancel", json!({"sessionId": s}));
+    assert_eq!(b.wait_done(&q, T)["status"], "cancelled");
+
+    // The transaction is still open: its rows are visible here, not elsewhere.
+    let listed = b.ok("session.list", json!({}));
+    let me = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["sessionId"] == s.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(me["inTransaction"], true);
+    assert_eq!(
+        b.query(&s, "SELECT COUNT(*) FROM t", json!({})).rows(0),
+        [json!(["2"])]
+    );
+    assert_eq!(
+        b.query(&other, "SELECT COUNT(*) FROM t", json!({})).rows(0),
+        [json!(["0"])]
+    );
+    b.query(&s, "COMMIT", json!({}));
+    assert_eq!(
+        b.query(&other, "SELECT COUNT(*) FROM t", json!({})).rows(0),
+        [json!(["2"])]
+    );
+
+    // A timeout takes the same path.
+    let out = b.query(&s, "SELECT SLEEP(30)", json!({"timeoutMs": 500}));
+    assert_eq!(out.status(), "timeout");
+    assert_eq!(b.query(&s, "SELECT 3", json!({})).rows(0), [json!([3])]);
+}
+
+#[test]
+fn delimiter_scripts_errors_and_parameters() {
+    let Some(my) = mysql() else { return };
+    let db = my.create_database();
+    let mut b = Bridge::start();
+    let s = open(&mut b, &my, &db);
+    let script = "CREATE TABLE `semi;colon` (id int AUTO_INCREMENT PRIMARY KEY, v text);\n\
+        # a comment; with a semicolon\n\
+        DELIMITER //\n\
+        CREATE PROCEDURE add_row(IN x text)\n\
+        BEGIN\n  INSERT INTO `semi;colon` (v) VALUES (x); -- inside; still the body\n  SELECT COUNT(*) AS n FROM `semi;colon`;\nEND//\n\
+        DELIMITER ;\n\
+        INSERT INTO `semi;colon` (v) VALUES ('it''s; fine'), (\"dq;\");\n\
+        CALL add_row('via; proc');\n\
+        SELECT v FROM `semi;colon` ORDER BY id";
+    let out = b.query(&s, script, json!({}));
+    assert_eq!(out.status(), "completed", "{}", out.done);
+    let results = out.done["results"].as_array().unwrap();
+    assert_eq!(results[0]["command"], "CREATE");
+    assert_eq!(results[1]["command"], "CREATE");
+    assert_eq!(results[2]["command"], "INSERT");
+    assert_eq!(results[2]["affectedRows"], 2);
+    assert_eq!(results[2]["lastInsertId"], "1");
+    let last = out.results.len() - 1;
+    assert_eq!(
+        out.rows(last),
+        [json!(["it's; fine"]), json!(["dq;"]), json!(["via; proc"])]
+    );
+
+    let out = b.query(&s, "SELECT 1;\nSELEC oops", json!({}));
+    assert_eq!(out.status(), "failed");
+    let e = &out.done["error"];
+    assert_eq!(e["code"], "QUERY_FAILED");
+    assert_eq!(e["details"]["errno"], 1064);
+    assert_eq!(e["details"]["sqlstate"], "42000");
+
+    let out = b.query(
+        &s,
+        "SELECT ? + 1 AS n, ? AS t, ? IS NULL AS isnull",
+        json!({"params": [41, "x'); DROP TABLE `semi;colon`; --", null]}),
+    );
+    assert_eq!(out.status(), "completed", "{}", out.done);
+    assert_eq!(
+        out.rows(0),
+        [json!([42, "x'); DROP TABLE `semi;colon`; --", 1])]
+    );
+}
+
+#[test]
+fn a_killed_server_fails_the_query_and_closes_the_session() {
+    let Some(my) = private_mysql() else { return };
+    let db = my.create_database();
+    let mut b = Bridge::start();
+    let s = open(&mut b, &my, &db);
+    let q = b.start_query(&s, "SELECT SLEEP(60)", json!({}));
+    std::thread::sleep(Duration::from_millis(500));
+    my.kill();
+    let done = b.wait_done(&q, T);
+    assert_eq!(done["status"], "failed", "{done}");
+    assert_eq!(done["error"]["code"], "CONNECTION_FAILED", "{done}");
+    let closed = b.event_where(T, |e| {
+        e["method"] == "session.closed" && e["params"]["sessionId"] == s.as_str()
+    });
+    assert_eq!(closed["params"]["reason"], "connectionLost");
+    assert_eq!(b.ok("health.ping", json!({}))["sessions"], 0);
+}

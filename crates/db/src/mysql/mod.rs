@@ -1,0 +1,243 @@
+//! MySQL and MariaDB on mysql_async: connections (host/port or a `mysql://`
+//! URL, `sslMode` over rustls, `connectTimeoutMs`), scripts split the way the
+//! command-line client does ([`split`]), results read row by row with the
+//! text protocol (the socket is read only as the consumer takes rows), and
+//! cancellation with `KILL QUERY` from a short-lived second connection, which
+//! leaves the session's connection and transaction alive.
+
+mod run;
+pub mod split;
+mod values;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
+
+use dbbridge_protocol::connection::{ServerConnection, SslMode};
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Opts, OptsBuilder, SslOpts};
+
+use crate::{DbError, DbErrorKind};
+
+pub use run::MyCancel;
+
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+pub struct MyConnection {
+    shared: Arc<Shared>,
+    version: String,
+    database: String,
+}
+
+pub(crate) struct Shared {
+    /// The session's connection; a running query holds the lock.
+    conn: tokio::sync::Mutex<Option<Conn>>,
+    /// How to open the second connection that sends `KILL QUERY`.
+    opts: Opts,
+    /// The server's id of the session's connection.
+    connection_id: u32,
+    mariadb: bool,
+    /// 0 idle, 1 in a transaction, 2 unknown (MySQL has no `@@in_transaction`).
+    in_transaction: AtomicU8,
+    /// Turns true when the connection is found broken.
+    lost: tokio::sync::watch::Sender<bool>,
+}
+
+impl MyConnection {
+    pub async fn open(params: &ServerConnection) -> Result<MyConnection, DbError> {
+        let opts = opts(params)?;
+        let timeout = params
+            .connect_timeout_ms
+            .map(Duration::from_millis)
+            .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+        let mut conn = match tokio::time::timeout(timeout, Conn::new(opts.clone())).await {
+            Err(_) => {
+                return Err(DbError::new(
+                    DbErrorKind::Connection,
+                    format!("could not connect within {} ms", timeout.as_millis()),
+                ));
+            }
+            Ok(Err(error)) => return Err(connect_error(error)),
+            Ok(Ok(conn)) => conn,
+        };
+        // A paused client must not get the connection cut after 60 s; values as UTF-8.
+        conn.query_drop("SET NAMES utf8mb4, SESSION net_write_timeout = 31536000")
+            .await
+            .map_err(query_error)?;
+        let row: Option<(String, Option<String>)> = conn
+            .query_first("SELECT VERSION(), DATABASE()")
+            .await
+            .map_err(query_error)?;
+        let (version, database) = row.unwrap_or_default();
+        let mariadb = version.to_ascii_lowercase().contains("mariadb");
+        let connection_id = conn.id();
+        Ok(MyConnection {
+            shared: Arc::new(Shared {
+                conn: tokio::sync::Mutex::new(Some(conn)),
+                opts,
+                connection_id,
+                mariadb,
+                in_transaction: AtomicU8::new(if mariadb { 0 } else { 2 }),
+                lost: tokio::sync::watch::channel(false).0,
+            }),
+            version,
+            database: database.unwrap_or_default(),
+        })
+    }
+
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// `mariadb` or `mysql`.
+    pub fn flavour(&self) -> &'static str {
+        if self.shared.mariadb {
+            "mariadb"
+        } else {
+            "mysql"
+        }
+    }
+
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+
+    pub fn in_transaction(&self) -> Option<bool> {
+        match self.shared.in_transaction.load(Ordering::SeqCst) {
+            0 => Some(false),
+            1 => Some(true),
+            _ => None,
+        }
+    }
+
+    pub async fn ping(&self) -> Result<(), DbError> {
+        let mut guard = self.shared.conn.lock().await;
+        let conn = guard.as_mut().ok_or_else(lost)?;
+        conn.ping().await.map_err(|e| self.shared.fail(e))
+    }
+
+    /// Resolves when the connection is found broken: by a query, or by a
+    /// ping every few seconds while the session is idle.
+    pub async fn closed(&self) {
+        let mut lost = self.shared.lost.subscribe();
+        loop {
+            tokio::select! {
+                _ = lost.wait_for(|gone| *gone) => return,
+                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            }
+            if let Ok(mut guard) = self.shared.conn.try_lock() {
+                match guard.as_mut() {
+                    Some(conn) => {
+                        if conn.ping().await.is_err() {
+                            let _ = self.shared.lost.send(true);
+                        }
+                    }
+                    None => return,
+                }
+            }
+        }
+    }
+
+    pub fn run(&self, sql: String, options: crate::QueryOptions) -> crate::QueryStream {
+        run::start(self.shared.clone(), sql, options)
+    }
+}
+
+impl Shared {
+    /// Maps a query error; a broken connection is remembered.
+    fn fail(&self, error: mysql_async::Error) -> DbError {
+        let mapped = query_error(error);
+        if mapped.kind == DbErrorKind::Connection {
+            let _ = self.lost.send(true);
+        }
+        mapped
+    }
+}
+
+fn lost() -> DbError {
+    DbError::new(
+        DbErrorKind::Connection,
+        "the connection to the server was lost",
+    )
+}
+
+fn opts(params: &ServerConnection) -> Result<Opts, DbError> {
+    let mut builder = match &params.url {
+        Some(url) => OptsBuilder::from_opts(Opts::from_url(url).map_err(|e| {
+            DbError::invalid_input(format!("url is not a valid mysql:// URL: {e}"))
+        })?),
+        None => OptsBuilder::default(),
+    };
+    if let Some(host) = &params.host {
+        builder = builder.ip_or_hostname(host.clone());
+    } else if params.url.is_none() {
+        builder = builder.ip_or_hostname("localhost");
+    }
+    if let Some(port) = params.port {
+        builder = builder.tcp_port(port);
+    }
+    if let Some(user) = &params.user {
+        builder = builder.user(Some(user.clone()));
+    }
+    if let Some(password) = &params.password {
+        builder = builder.pass(Some(password.expose().to_string()));
+    }
+    if let Some(database) = &params.database {
+        builder = builder.db_name(Some(database.clone()));
+    }
+    let ssl = match params.ssl_mode.unwrap_or_default() {
+        // mysql_async has no opportunistic TLS: prefer connects in plain text.
+        SslMode::Disable | SslMode::Prefer => None,
+        SslMode::Require => Some(
+            SslOpts::default()
+                .with_danger_accept_invalid_certs(true)
+                .with_danger_skip_domain_validation(true),
+        ),
+        SslMode::VerifyCa => Some(with_root(
+            SslOpts::default().with_danger_skip_domain_validation(true),
+            params,
+        )),
+        SslMode::VerifyFull => Some(with_root(SslOpts::default(), params)),
+    };
+    Ok(builder
+        .ssl_opts(ssl)
+        .prefer_socket(Some(false))
+        .stmt_cache_size(0)
+        .into())
+}
+
+fn with_root(ssl: SslOpts, params: &ServerConnection) -> SslOpts {
+    match &params.ssl_root_cert {
+        Some(path) => ssl.with_root_certs(vec![std::path::PathBuf::from(path).into()]),
+        None => ssl,
+    }
+}
+
+/// Access denied (1045, and 1044/1698 for a database or plugin refusal) is
+/// `Auth`; anything else while connecting is `Connection`.
+fn connect_error(error: mysql_async::Error) -> DbError {
+    if let mysql_async::Error::Server(server) = &error {
+        let kind = if matches!(server.code, 1044 | 1045 | 1698) {
+            DbErrorKind::Auth
+        } else {
+            DbErrorKind::Connection
+        };
+        let mut err = DbError::new(kind, server.message.clone());
+        err.sqlstate = Some(server.state.clone());
+        err.errno = Some(i64::from(server.code));
+        return err;
+    }
+    DbError::new(DbErrorKind::Connection, error.to_string())
+}
+
+pub(crate) fn query_error(error: mysql_async::Error) -> DbError {
+    match error {
+        mysql_async::Error::Server(server) => {
+            let mut err = DbError::new(DbErrorKind::Query, server.message);
+            err.sqlstate = Some(server.state);
+            err.errno = Some(i64::from(server.code));
+            err
+        }
+        other => DbError::new(DbErrorKind::Connection, other.to_string()),
+    }
+}

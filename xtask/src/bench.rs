@@ -10,6 +10,10 @@
 //!   `COPY ... TO STDOUT`; also cancel-to-`query.done` over 20 tries. The
 //!   server is `--url`, else `DBBRIDGE_BENCH_POSTGRES_URL`, else the local
 //!   server on 127.0.0.1:5432 as user postgres.
+//! - `cargo xtask bench mysql [--rows N] [--url URL]`: the same shape of table
+//!   on MySQL/MariaDB against `mariadb --quick`, and cancel-to-`query.done`.
+//!   The server is `--url`, else `DBBRIDGE_BENCH_MYSQL_URL`, else
+//!   `mysql://root@127.0.0.1:3306/test`.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -19,13 +23,17 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
-const USAGE: &str = "usage: cargo xtask bench sqlite [--rows N] | postgres [--rows N] [--url URL]";
+const USAGE: &str = "usage: cargo xtask bench sqlite [--rows N] | postgres [--rows N] [--url URL] | mysql [--rows N] [--url URL]";
 
 pub fn run(root: &Path, args: &[&str]) -> Result<()> {
     let (engine, mut rest) = args.split_first().context(USAGE)?;
     let mut rows = 1_000_000;
-    let mut url = std::env::var("DBBRIDGE_BENCH_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
+    let mut url = match *engine {
+        "mysql" => std::env::var("DBBRIDGE_BENCH_MYSQL_URL")
+            .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".to_string()),
+        _ => std::env::var("DBBRIDGE_BENCH_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string()),
+    };
     while let [flag, value, tail @ ..] = rest {
         match *flag {
             "--rows" => rows = value.parse().context("--rows takes a number")?,
@@ -40,6 +48,7 @@ pub fn run(root: &Path, args: &[&str]) -> Result<()> {
     match *engine {
         "sqlite" => sqlite(root, rows),
         "postgres" => crate::bench_pg::postgres(root, rows, &url),
+        "mysql" => crate::bench_my::mysql(root, rows, &url),
         _ => bail!(USAGE),
     }
 }
@@ -269,6 +278,33 @@ impl BenchClient {
             peak_rss: self.peak_rss(),
             batches,
         })
+    }
+
+    /// Streams `sql` into a reader that does not parse the row batches (only
+    /// the final `query.done`, for the row count): what the bridge delivers
+    /// when it does not share the cores with a parsing client.
+    pub fn stream_unparsed(&mut self, session: &str, sql: &str, rows: u64) -> Result<Duration> {
+        let started = Instant::now();
+        self.send("query.run", json!({"sessionId": session, "sql": sql}))?;
+        loop {
+            self.line.clear();
+            if self.stdout.read_line(&mut self.line)? == 0 {
+                bail!("the bridge closed stdout");
+            }
+            if self
+                .line
+                .starts_with(r#"{"jsonrpc":"2.0","method":"query.done""#)
+            {
+                let done: Value = serde_json::from_str(&self.line)?;
+                let seen = done["params"]["results"][0]["rowCount"]
+                    .as_u64()
+                    .unwrap_or(0);
+                if done["params"]["status"] != "completed" || seen != rows {
+                    bail!("unexpected end: {}", done["params"]);
+                }
+                return Ok(started.elapsed());
+            }
+        }
     }
 
     /// Starts `sql`, waits for its first batch, cancels it, and times

@@ -113,6 +113,11 @@ pub fn postgres(root: &Path, rows: u64, url: &str) -> Result<()> {
 
     let mut client = BenchClient::start(&bin, &dir)?;
     let session = client.open(&connection)?;
+    let mut unparsed = Vec::new();
+    for _ in 0..RUNS {
+        unparsed.push(client.stream_unparsed(&session, sql, rows)?);
+    }
+    let unparsed_best = unparsed.iter().min().copied().unwrap_or_default();
     let mut cancels = Vec::new();
     for _ in 0..CANCEL_TRIES {
         cancels.push(client.cancel_after_first_batch(&session, sql)?);
@@ -150,7 +155,14 @@ pub fn postgres(root: &Path, rows: u64, url: &str) -> Result<()> {
         best.batches
     );
     println!(
-        "  CPU in that run: bridge {:.0} ms, client parsing {:.0} ms ({} cores here)",
+        "  dbbridge stdio, reader that does not parse {:>5.0} ms  ({:.0} rows/s): {:.2}x psql, {:.2}x COPY",
+        ms(unparsed_best),
+        rate(unparsed_best),
+        psql_best.as_secs_f64() / unparsed_best.as_secs_f64(),
+        copy_best.as_secs_f64() / unparsed_best.as_secs_f64()
+    );
+    println!(
+        "  CPU in the parsed run: bridge {:.0} ms, client parsing {:.0} ms ({} cores here)",
         ms(best.bridge_cpu),
         ms(best.client_cpu),
         std::thread::available_parallelism().map_or(0, |n| n.get())

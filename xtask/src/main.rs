@@ -3,6 +3,7 @@
 #![allow(clippy::print_stdout)]
 
 mod bench;
+mod bench_my;
 mod bench_pg;
 
 use std::path::{Path, PathBuf};

@@ -214,7 +214,7 @@ impl Connection {
         match self {
             Connection::Sqlite(c) => c.list_schemas().await,
             Connection::Postgres(c) => c.list_schemas().await,
-            Connection::Mysql(_) => Err(not_yet("metadata on MySQL")),
+            Connection::Mysql(c) => c.list_schemas().await,
         }
     }
 
@@ -223,7 +223,7 @@ impl Connection {
         match self {
             Connection::Sqlite(c) => c.list_tables(schema).await,
             Connection::Postgres(c) => c.list_tables(schema).await,
-            Connection::Mysql(_) => Err(not_yet("metadata on MySQL")),
+            Connection::Mysql(c) => c.list_tables(schema).await,
         }
     }
 
@@ -236,15 +236,7 @@ impl Connection {
         match self {
             Connection::Sqlite(c) => c.describe_table(schema, table).await,
             Connection::Postgres(c) => c.describe_table(schema, table).await,
-            Connection::Mysql(_) => Err(not_yet("metadata on MySQL")),
+            Connection::Mysql(c) => c.describe_table(schema, table).await,
         }
     }
-}
-
-/// Parts of a connector still to come answer this, not a made-up result.
-fn not_yet(what: &str) -> DbError {
-    DbError::new(
-        DbErrorKind::NotSupported,
-        format!("{what} is not implemented yet"),
-    )
 }

@@ -530,3 +530,85 @@ fn a_killed_server_fails_the_query_and_closes_the_session() {
     assert_eq!(closed["params"]["reason"], "connectionLost");
     assert_eq!(b.ok("health.ping", json!({}))["sessions"], 0);
 }
+
+#[test]
+fn metadata_of_a_fixture() {
+    let Some(my) = mysql() else { return };
+    let db = my.create_database();
+    let other = my.create_database();
+    client_ok(
+        &my,
+        &other,
+        "CREATE TABLE region (code varchar(10), country char(2), name text NOT NULL, PRIMARY KEY (code, country)) ENGINE=InnoDB",
+    );
+    client_ok(
+        &my,
+        &db,
+        &format!(
+            "CREATE TABLE customer (
+                id bigint unsigned AUTO_INCREMENT PRIMARY KEY,
+                email varchar(200) NOT NULL COMMENT 'where we write',
+                price decimal(12,2) DEFAULT 0.00,
+                region_code varchar(10), region_country char(2),
+                email_upper varchar(200) AS (UPPER(email)) STORED,
+                bio text,
+                UNIQUE KEY email_unique (email),
+                KEY bio_prefix (bio(10)),
+                FOREIGN KEY fk_region (region_code, region_country) REFERENCES {other}.region (code, country)
+                    ON UPDATE CASCADE ON DELETE SET NULL
+             ) ENGINE=InnoDB COMMENT='people who pay';
+             CREATE VIEW customer_emails AS SELECT id, email FROM customer;"
+        ),
+    );
+    let mut b = Bridge::start();
+    let s = open(&mut b, &my, &db);
+    let schemas = b.ok("metadata.listSchemas", json!({"sessionId": s}));
+    let find = |list: &Value, key: &str, name: &str| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x[key] == name)
+            .unwrap_or_else(|| panic!("no {name} in {list}"))
+            .clone()
+    };
+    assert_eq!(find(&schemas, "name", &db)["isSystem"], false);
+    assert_eq!(find(&schemas, "name", "mysql")["isSystem"], true);
+    let tables = b.ok("metadata.listTables", json!({"sessionId": s, "schema": db}));
+    assert_eq!(find(&tables, "name", "customer")["type"], "table");
+    assert_eq!(
+        find(&tables, "name", "customer")["comment"],
+        "people who pay"
+    );
+    assert_eq!(find(&tables, "name", "customer_emails")["type"], "view");
+
+    let t = b.ok(
+        "metadata.describeTable",
+        json!({"sessionId": s, "schema": db, "table": "customer"}),
+    );
+    let col = |name: &str| find(&t["columns"], "name", name);
+    assert_eq!(col("id")["dbType"], "bigint(20) unsigned");
+    assert_eq!(col("id")["kind"], "bigint");
+    assert_eq!(col("id")["autoIncrement"], true);
+    assert_eq!(col("email")["comment"], "where we write");
+    assert_eq!(col("email")["nullable"], false);
+    assert_eq!(col("price")["dbType"], "decimal(12,2)");
+    assert_eq!(col("price")["kind"], "decimal");
+    assert_eq!(col("price")["default"], "0.00");
+    assert_eq!(col("email_upper")["generated"], "stored");
+    assert_eq!(t["primaryKey"]["columns"], json!(["id"]));
+    let idx = |name: &str| find(&t["indexes"], "name", name);
+    assert_eq!(idx("email_unique")["unique"], true);
+    assert_eq!(idx("bio_prefix")["columns"], json!(["bio(10)"]));
+    assert_eq!(idx("PRIMARY")["primary"], true);
+    let fk = &t["foreignKeys"][0];
+    assert_eq!(fk["columns"], json!(["region_code", "region_country"]));
+    assert_eq!(fk["referencedSchema"], other.as_str());
+    assert_eq!(fk["referencedColumns"], json!(["code", "country"]));
+    assert_eq!(fk["onUpdate"], "CASCADE");
+    assert_eq!(fk["onDelete"], "SET NULL");
+    let e = b.err(
+        "metadata.describeTable",
+        json!({"sessionId": s, "schema": db, "table": "nope"}),
+    );
+    assert_eq!(e["code"], "INVALID_PARAMS");
+}

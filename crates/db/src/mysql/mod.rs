@@ -5,6 +5,7 @@
 //! cancellation with `KILL QUERY` from a short-lived second connection, which
 //! leaves the session's connection and transaction alive.
 
+mod metadata;
 mod run;
 pub mod split;
 mod values;
@@ -140,6 +141,36 @@ impl MyConnection {
 
     pub fn run(&self, sql: String, options: crate::QueryOptions) -> crate::QueryStream {
         run::start(self.shared.clone(), sql, options)
+    }
+
+    pub async fn list_schemas(
+        &self,
+    ) -> Result<Vec<dbbridge_protocol::metadata::SchemaInfo>, DbError> {
+        let mut guard = self.shared.conn.lock().await;
+        metadata::list_schemas(guard.as_mut().ok_or_else(lost)?).await
+    }
+
+    pub async fn list_tables(
+        &self,
+        schema: Option<String>,
+    ) -> Result<Vec<dbbridge_protocol::metadata::TableInfo>, DbError> {
+        let mut guard = self.shared.conn.lock().await;
+        metadata::list_tables(guard.as_mut().ok_or_else(lost)?, schema).await
+    }
+
+    pub async fn describe_table(
+        &self,
+        schema: String,
+        table: String,
+    ) -> Result<dbbridge_protocol::metadata::TableDescription, DbError> {
+        let mut guard = self.shared.conn.lock().await;
+        metadata::describe_table(
+            guard.as_mut().ok_or_else(lost)?,
+            self.shared.mariadb,
+            &schema,
+            &table,
+        )
+        .await
     }
 }
 

@@ -1,0 +1,159 @@
+//! `cargo xtask bench mysql`: see `bench.rs` for what is measured.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::json;
+
+use crate::bench::{BenchClient, build_release, ms};
+
+const RUNS: usize = 3;
+const CANCEL_TRIES: usize = 20;
+const DB: &str = "dbbridge_bench";
+
+/// host, port, user, password of a `mysql://` URL.
+fn parse(url: &str) -> Result<(String, u16, String, Option<String>)> {
+    let rest = url.split_once("://").context("--url is not a URL")?.1;
+    let authority = rest.split('/').next().unwrap_or_default();
+    let (userinfo, hostport) = authority
+        .rsplit_once('@')
+        .context("--url needs user@host")?;
+    let (user, password) = match userinfo.split_once(':') {
+        Some((u, p)) => (u.to_string(), Some(p.to_string())),
+        None => (userinfo.to_string(), None),
+    };
+    let (host, port) = match hostport.rsplit_once(':') {
+        Some((h, p)) => (h.to_string(), p.parse().context("port")?),
+        None => (hostport.to_string(), 3306),
+    };
+    Ok((host, port, user, password))
+}
+
+pub fn mysql(root: &Path, rows: u64, url: &str) -> Result<()> {
+    let bin = build_release(root)?;
+    let (host, port, user, password) = parse(url)?;
+    let client = |db: &str| {
+        let mut c = Command::new("mariadb");
+        c.args([
+            "--no-defaults",
+            "--protocol=TCP",
+            "-h",
+            &host,
+            "-P",
+            &port.to_string(),
+            "-u",
+            &user,
+        ]);
+        if !db.is_empty() {
+            c.args(["-D", db]);
+        }
+        if let Some(p) = &password {
+            c.env("MYSQL_PWD", p);
+        }
+        c
+    };
+    eprintln!("creating {rows} rows x 10 columns in database {DB}");
+    let out = client("")
+        .arg("-e")
+        .arg(format!(
+            "DROP DATABASE IF EXISTS {DB}; CREATE DATABASE {DB}; USE {DB}; \
+             CREATE TABLE bench ENGINE=InnoDB AS SELECT CAST(seq AS SIGNED) AS i4, seq * 1000003 AS i8, \
+             CAST(seq * 1.25 AS DECIMAL(14,2)) AS num, CONCAT('name-', seq) AS txt, \
+             TIMESTAMP '2020-01-01 00:00:00' + INTERVAL seq SECOND AS ts, seq % 2 = 0 AS flag, \
+             JSON_OBJECT('id', seq, 'tag', CONCAT('x', seq % 10)) AS doc, UNHEX(MD5(seq)) AS bin, \
+             UUID() AS id, seq / 7.0e0 AS f8 FROM seq_1_to_{rows}"
+        ))
+        .output()?;
+    if !out.status.success() {
+        bail!("mariadb: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let sql = "SELECT * FROM bench";
+    let mut cli = Vec::new();
+    for _ in 0..RUNS {
+        let t = Instant::now();
+        let status = client(DB)
+            .args(["--quick", "-e", sql])
+            .stdout(Stdio::null())
+            .status()?;
+        if !status.success() {
+            bail!("mariadb --quick failed");
+        }
+        cli.push(t.elapsed());
+    }
+
+    let mut connection =
+        json!({"kind": "mysql", "host": host, "port": port, "user": user, "database": DB});
+    if let Some(p) = &password {
+        connection["password"] = json!(p);
+    }
+    let dir = std::env::temp_dir().join(format!("dbbridge-bench-my-{}", std::process::id()));
+    let mut bridge = Vec::new();
+    for _ in 0..RUNS {
+        let mut c = BenchClient::start(&bin, &dir)?;
+        let session = c.open(&connection)?;
+        bridge.push(c.stream(&session, sql, rows)?);
+        c.finish();
+    }
+    let mut c = BenchClient::start(&bin, &dir)?;
+    let session = c.open(&connection)?;
+    let mut unparsed = Vec::new();
+    for _ in 0..RUNS {
+        unparsed.push(c.stream_unparsed(&session, sql, rows)?);
+    }
+    let unparsed_best = unparsed.iter().min().copied().unwrap_or_default();
+    let mut cancels: Vec<Duration> = Vec::new();
+    for _ in 0..CANCEL_TRIES {
+        cancels.push(c.cancel_after_first_batch(&session, sql)?);
+    }
+    c.finish();
+    cancels.sort();
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let cli_best = cli.iter().min().copied().unwrap_or_default();
+    let best = bridge.iter().min_by_key(|r| r.wall).context("no runs")?;
+    let peak_rss = bridge.iter().map(|r| r.peak_rss).max().unwrap_or(0);
+    let rate = |d: Duration| rows as f64 / d.as_secs_f64();
+    println!("mysql bench: {rows} rows x 10 columns, best of {RUNS}");
+    println!(
+        "  mariadb --quick > /dev/null             {:>8.0} ms  ({:.0} rows/s)",
+        ms(cli_best),
+        rate(cli_best)
+    );
+    println!(
+        "  dbbridge stdio, parsed JSON             {:>8.0} ms  ({:.0} rows/s), {} batches",
+        ms(best.wall),
+        rate(best.wall),
+        best.batches
+    );
+    println!(
+        "  dbbridge stdio, reader that does not parse {:>5.0} ms  ({:.0} rows/s): {:.2}x the CLI",
+        ms(unparsed_best),
+        rate(unparsed_best),
+        cli_best.as_secs_f64() / unparsed_best.as_secs_f64()
+    );
+    println!(
+        "  CPU in the parsed run: bridge {:.0} ms, client parsing {:.0} ms",
+        ms(best.bridge_cpu),
+        ms(best.client_cpu)
+    );
+    println!(
+        "  rows/s bridge / mariadb CLI             {:>8.2}x   (target >= 1.0x)",
+        cli_best.as_secs_f64() / best.wall.as_secs_f64()
+    );
+    println!(
+        "  bridge peak RSS                         {:>8.1} MiB (target < 32 MiB)",
+        peak_rss as f64 / 1048576.0
+    );
+    println!(
+        "  first batch after query.run             {:>8.1} ms",
+        ms(best.first_batch)
+    );
+    println!(
+        "  cancel to query.done, {CANCEL_TRIES} tries          p50 {:.1} ms, max {:.1} ms (target p50 < 100 ms)",
+        ms(cancels[cancels.len() / 2]),
+        ms(*cancels.last().context("no cancels")?)
+    );
+    Ok(())
+}

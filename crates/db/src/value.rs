@@ -87,31 +87,30 @@ impl<'a> RowWriter<'a> {
         if !hex.len().is_multiple_of(2) {
             return false;
         }
-        let nibble = |c: u8| match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            b'A'..=b'F' => Some(c - b'A' + 10),
-            _ => None,
-        };
         let mark = self.buf.len();
         let first = self.first;
         self.sep();
         self.buf.push('"');
         // 48 bytes a chunk: a multiple of 3, so only the last chunk is padded.
         let mut chunk = [0u8; 48];
+        let mut encoded = [0u8; 64];
         for pairs in hex.chunks(96) {
             let n = pairs.len() / 2;
             for (i, pair) in pairs.chunks_exact(2).enumerate() {
-                match (nibble(pair[0]), nibble(pair[1])) {
-                    (Some(hi), Some(lo)) => chunk[i] = hi << 4 | lo,
-                    _ => {
-                        self.buf.truncate(mark);
-                        self.first = first;
-                        return false;
-                    }
+                let (hi, lo) = (HEX_VALUE[pair[0] as usize], HEX_VALUE[pair[1] as usize]);
+                if hi > 15 || lo > 15 {
+                    self.buf.truncate(mark);
+                    self.first = first;
+                    return false;
                 }
+                chunk[i] = hi << 4 | lo;
             }
-            base64::engine::general_purpose::STANDARD.encode_string(&chunk[..n], self.buf);
+            let len = base64::engine::general_purpose::STANDARD
+                .encode_slice(&chunk[..n], &mut encoded)
+                .unwrap_or(0);
+            // Base64 output is ASCII.
+            self.buf
+                .push_str(std::str::from_utf8(&encoded[..len]).unwrap_or_default());
         }
         self.buf.push('"');
         true
@@ -156,6 +155,23 @@ pub fn push_float(buf: &mut String, v: f64) {
         buf.push_str(ryu::Buffer::new().format_finite(v));
     }
 }
+
+/// The value of a hex digit, or 255.
+const HEX_VALUE: [u8; 256] = {
+    let mut table = [255u8; 256];
+    let mut i = 0;
+    while i < 10 {
+        table[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        table[b'a' as usize + i] = 10 + i as u8;
+        table[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    table
+};
 
 /// Which bytes a JSON string must escape: the quote, the backslash and the control characters.
 const NEEDS_ESCAPE: [bool; 256] = {

@@ -54,6 +54,18 @@ fn connection_test_reports_version_and_flavour_and_auth_failure_hides_the_passwo
     assert_eq!(e["details"]["errno"], 1045);
     assert_eq!(e["details"]["sqlstate"], "28000");
     assert!(!e.to_string().contains("Wrong-My-Password-1"));
+
+    // Nobody listening: CONNECTION_FAILED.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let e = b.err(
+        "connection.test",
+        json!({"connection": {"kind": "mysql", "host": "127.0.0.1", "port": port, "user": "u", "password": "p", "connectTimeoutMs": 2000}}),
+    );
+    assert_eq!(e["code"], "CONNECTION_FAILED", "{e}");
 }
 
 /// (column, declaration, literal, reference expression for the client, check)

@@ -28,6 +28,8 @@ need psql postgresql-client
 need mariadbd mariadb-server
 need mariadb-install-db mariadb-server
 need mariadb mariadb-client
+# The Postgres TLS test makes a throwaway CA and server certificate.
+need openssl openssl
 # The keychain tests talk to a real Secret Service on a private D-Bus.
 need dbus-run-session dbus
 need gnome-keyring-daemon gnome-keyring

@@ -118,3 +118,57 @@ fn sessions_open_on_postgres_and_a_saved_connection_resolves_its_password() {
             .any(|w| w == pg.password.as_bytes())
     );
 }
+
+#[test]
+fn tls_modes_against_a_server_with_a_certificate_and_cancel_over_tls() {
+    let Some((cluster, ca)) = crate::servers::Cluster::private_tls() else {
+        return;
+    };
+    let pg = &cluster.pg;
+    let db = pg.create_database();
+    let mut b = Bridge::start();
+    let with = |mode: &str, root: Option<&std::path::Path>| {
+        let mut c = pg.connection(&db);
+        c["sslMode"] = json!(mode);
+        if let Some(root) = root {
+            c["sslRootCert"] = json!(root);
+        }
+        c
+    };
+    // require encrypts without verifying; verify-full checks chain and host with the CA given.
+    for conn in [
+        with("require", None),
+        with("verify-full", Some(&ca)),
+        with("verify-ca", Some(&ca)),
+    ] {
+        let s = b.ok("session.open", json!({"connection": conn}))["sessionId"].clone();
+        let q = b.start_query(
+            s.as_str().unwrap(),
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            json!({}),
+        );
+        let out = b.collect(&q, std::time::Duration::from_secs(60));
+        assert_eq!(out.rows(0), [json!([true])], "{conn}");
+    }
+    // Without the CA the chain is unknown: refused.
+    let e = b.err(
+        "connection.test",
+        json!({"connection": with("verify-full", None)}),
+    );
+    assert_eq!(e["code"], "CONNECTION_FAILED", "{e}");
+
+    // The cancel request goes over TLS too, and the session goes on.
+    let s = b.ok("session.open", json!({"connection": with("require", None)}))["sessionId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let q = b.start_query(&s, "SELECT pg_sleep(30)", json!({}));
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let asked = std::time::Instant::now();
+    b.ok("query.cancel", json!({"sessionId": s}));
+    let done = b.wait_done(&q, std::time::Duration::from_secs(60));
+    assert_eq!(done["status"], "cancelled", "{done}");
+    assert!(asked.elapsed() < std::time::Duration::from_secs(5));
+    let out = b.query(&s, "SELECT 1", json!({}));
+    assert_eq!(out.rows(0), [json!([1])]);
+}

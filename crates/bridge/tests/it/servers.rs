@@ -89,7 +89,7 @@ fn start_postgres() -> Result<Postgres, String> {
     if let Ok(url) = std::env::var("DBBRIDGE_TEST_POSTGRES_URL") {
         return parse_url(&url, 5432);
     }
-    Cluster::start("shared").map(|c| c.pg)
+    Cluster::start("shared", false).map(|c| c.pg)
 }
 
 /// A throwaway cluster of this test process: initdb in a temp dir, run by
@@ -106,7 +106,10 @@ impl Cluster {
     /// A cluster of its own, for a test that stops or restarts the server.
     pub fn private() -> Option<Cluster> {
         static NEXT: AtomicU32 = AtomicU32::new(1);
-        match Cluster::start(&format!("own{}", NEXT.fetch_add(1, Ordering::SeqCst))) {
+        match Cluster::start(
+            &format!("own{}", NEXT.fetch_add(1, Ordering::SeqCst)),
+            false,
+        ) {
             Ok(c) => Some(c),
             Err(why) => {
                 assert!(
@@ -119,7 +122,26 @@ impl Cluster {
         }
     }
 
-    fn start(tag: &str) -> Result<Cluster, String> {
+    /// A cluster of its own that speaks TLS, with a certificate for
+    /// `localhost` and 127.0.0.1 signed by a throwaway CA; returns the CA's path.
+    pub fn private_tls() -> Option<(Cluster, PathBuf)> {
+        match Cluster::start("tls", true) {
+            Ok(c) => {
+                let ca = c.data.with_file_name("ca.crt");
+                Some((c, ca))
+            }
+            Err(why) => {
+                assert!(
+                    std::env::var_os("CI").is_none(),
+                    "CI is set but no TLS Postgres cluster could be started: {why}"
+                );
+                eprintln!("SKIPPED postgres TLS test: {why}");
+                None
+            }
+        }
+    }
+
+    fn start(tag: &str, tls: bool) -> Result<Cluster, String> {
         let bin = postgres_bin_dir().ok_or(
             "no PostgreSQL server binaries (initdb) found; scripts/install-deps.sh installs them",
         )?;
@@ -128,6 +150,9 @@ impl Cluster {
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
         let password = format!("pw{:x}", std::process::id() as u64 * 7919 + 17);
         std::fs::write(dir.join("pwfile"), &password).map_err(|e| e.to_string())?;
+        if tls {
+            make_certificates(&dir)?;
+        }
         // initdb refuses to run as root: run the server as the postgres OS user.
         let as_root = running_as_root();
         if as_root {
@@ -165,11 +190,17 @@ impl Cluster {
             ));
         }
         let port = free_port();
-        let options = format!(
+        let mut options = format!(
             "-p {port} -k {dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
              -c full_page_writes=off -c max_connections=200 -c max_locks_per_transaction=256",
             dir = dir.display()
         );
+        if tls {
+            options.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file={dir}/server.crt -c ssl_key_file={dir}/server.key",
+                dir = dir.display()
+            ));
+        }
         let cluster = Cluster {
             pg: Postgres {
                 host: "127.0.0.1".into(),
@@ -246,6 +277,81 @@ impl Cluster {
         );
         self.wait_ready().expect("postgres back after restart");
     }
+}
+
+/// A throwaway CA and a server certificate for `localhost` and 127.0.0.1, by the openssl CLI.
+fn make_certificates(dir: &Path) -> Result<(), String> {
+    std::fs::write(
+        dir.join("san.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .map_err(|e| e.to_string())?;
+    let steps: [&[&str]; 3] = [
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=dbbridge test CA",
+        ],
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=localhost",
+        ],
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+        ],
+    ];
+    for args in steps {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .map_err(|e| format!("openssl: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "openssl failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+    }
+    // The server refuses a key others can read.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        dir.join("server.key"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .map_err(|e| e.to_string())
 }
 
 fn as_user(as_root: bool, program: &Path) -> Command {

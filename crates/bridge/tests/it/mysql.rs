@@ -624,3 +624,49 @@ fn metadata_of_a_fixture() {
     );
     assert_eq!(e["code"], "INVALID_PARAMS");
 }
+
+#[test]
+fn tls_modes_against_a_server_with_a_certificate_and_kill_over_tls() {
+    let Some((my, ca)) = crate::servers::private_mysql_tls() else {
+        return;
+    };
+    let db = my.create_database();
+    let mut b = Bridge::start();
+    let with = |mode: &str, root: Option<&std::path::Path>| {
+        let mut c = my.connection(&db);
+        c["sslMode"] = json!(mode);
+        if let Some(root) = root {
+            c["sslRootCert"] = json!(root);
+        }
+        c
+    };
+    for conn in [
+        with("prefer", None),
+        with("require", None),
+        with("verify-ca", Some(&ca)),
+        with("verify-full", Some(&ca)),
+    ] {
+        let s = open_with(&mut b, &conn);
+        let out = b.query(&s, "SHOW SESSION STATUS LIKE 'Ssl_cipher'", json!({}));
+        let cipher = out.rows(0)[0][1].as_str().unwrap_or_default().to_string();
+        assert!(!cipher.is_empty(), "{conn}: not encrypted");
+    }
+    let e = b.err(
+        "connection.test",
+        json!({"connection": with("verify-full", None)}),
+    );
+    assert_eq!(e["code"], "CONNECTION_FAILED", "{e}");
+
+    // KILL QUERY goes over a TLS connection of its own.
+    let s = open_with(&mut b, &with("verify-full", Some(&ca)));
+    let q = b.start_query(&s, "SELECT SLEEP(30)", json!({}));
+    std::thread::sleep(Duration::from_millis(500));
+    b.ok("query.cancel", json!({"sessionId": s}));
+    assert_eq!(b.wait_done(&q, T)["status"], "cancelled");
+    assert_eq!(b.query(&s, "SELECT 1", json!({})).rows(0), [json!([1])]);
+}
+
+fn open_with(b: &mut Bridge, connection: &Value) -> String {
+    let data = b.ok("session.open", json!({"connection": connection}));
+    data["sessionId"].as_str().unwrap().to_string()
+}

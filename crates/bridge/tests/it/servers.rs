@@ -437,7 +437,7 @@ pub fn mysql() -> Option<Mysql> {
             password: p.password,
             pid_file: None,
         }),
-        Err(_) => start_mariadb("shared"),
+        Err(_) => start_mariadb("shared", false),
     });
     match started {
         Ok(my) => Some(my.clone()),
@@ -455,7 +455,10 @@ pub fn mysql() -> Option<Mysql> {
 /// A MariaDB server of its own, for a test that kills it.
 pub fn private_mysql() -> Option<Mysql> {
     static NEXT: AtomicU32 = AtomicU32::new(1);
-    match start_mariadb(&format!("own{}", NEXT.fetch_add(1, Ordering::SeqCst))) {
+    match start_mariadb(
+        &format!("own{}", NEXT.fetch_add(1, Ordering::SeqCst)),
+        false,
+    ) {
         Ok(my) => Some(my),
         Err(why) => {
             assert!(
@@ -463,6 +466,25 @@ pub fn private_mysql() -> Option<Mysql> {
                 "CI is set but no MariaDB server could be started: {why}"
             );
             eprintln!("SKIPPED mysql test: {why}");
+            None
+        }
+    }
+}
+
+/// A MariaDB server of its own that speaks TLS (certificate for `localhost`
+/// and 127.0.0.1 from a throwaway CA); returns the CA's path too.
+pub fn private_mysql_tls() -> Option<(Mysql, PathBuf)> {
+    match start_mariadb("tls", true) {
+        Ok(my) => {
+            let ca = my.pid_file.as_ref().expect("ours").with_file_name("ca.crt");
+            Some((my, ca))
+        }
+        Err(why) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI is set but no TLS MariaDB server could be started: {why}"
+            );
+            eprintln!("SKIPPED mysql TLS test: {why}");
             None
         }
     }
@@ -528,7 +550,7 @@ impl Mysql {
     }
 }
 
-fn start_mariadb(tag: &str) -> Result<Mysql, String> {
+fn start_mariadb(tag: &str, tls: bool) -> Result<Mysql, String> {
     let (Ok(install), Ok(server)) = (which("mariadb-install-db"), which_sbin("mariadbd")) else {
         return Err(
             "no MariaDB server binaries (mariadb-install-db, mariadbd); scripts/install-deps.sh installs them"
@@ -538,6 +560,15 @@ fn start_mariadb(tag: &str) -> Result<Mysql, String> {
     let dir = std::env::temp_dir().join(format!("dbbridge-my-{}-{tag}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let tls_options = if tls {
+        make_certificates(&dir)?;
+        format!(
+            "--ssl-ca={dir}/ca.crt --ssl-cert={dir}/server.crt --ssl-key={dir}/server.key",
+            dir = dir.display()
+        )
+    } else {
+        String::new()
+    };
     let as_root = running_as_root();
     if as_root {
         let _ = Command::new("chown")
@@ -573,7 +604,7 @@ fn start_mariadb(tag: &str) -> Result<Mysql, String> {
         "{server} --no-defaults {user_opt} --datadir={data} --port={port} --socket={socket} \
          --pid-file={pid_file} --bind-address=127.0.0.1 --skip-name-resolve --skip-log-bin \
          --innodb-buffer-pool-size=64M --innodb-flush-log-at-trx-commit=0 --innodb-log-file-size=16M \
-         --log-error={dir}/server.log & my=$!; \
+         {tls_options} --log-error={dir}/server.log & my=$!; \
          while [ -d /proc/{parent} ] && kill -0 $my 2>/dev/null; do sleep 1; done; \
          kill -9 $my 2>/dev/null; wait $my; rm -rf {dir}",
         server = server.display(),

@@ -46,20 +46,20 @@ pub(crate) struct Shared {
 
 impl MyConnection {
     pub async fn open(params: &ServerConnection) -> Result<MyConnection, DbError> {
-        let opts = opts(params)?;
         let timeout = params
             .connect_timeout_ms
             .map(Duration::from_millis)
             .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
-        let mut conn = match tokio::time::timeout(timeout, Conn::new(opts.clone())).await {
-            Err(_) => {
-                return Err(DbError::new(
-                    DbErrorKind::Connection,
-                    format!("could not connect within {} ms", timeout.as_millis()),
-                ));
+        let mode = params.ssl_mode.unwrap_or_default();
+        let opts = opts(params, mode)?;
+        // `prefer` tries TLS first and falls back to plain text, as libpq does.
+        let (mut conn, opts) = match connect(opts.clone(), timeout).await {
+            Err(error) if mode == SslMode::Prefer && error.kind == DbErrorKind::Connection => {
+                tracing::debug!(%error, "TLS not available; sslMode prefer goes on in plain text");
+                let plain = self::opts(params, SslMode::Disable)?;
+                (connect(plain.clone(), timeout).await?, plain)
             }
-            Ok(Err(error)) => return Err(connect_error(error)),
-            Ok(Ok(conn)) => conn,
+            other => (other?, opts),
         };
         // A paused client must not get the connection cut after 60 s; values as UTF-8.
         conn.query_drop("SET NAMES utf8mb4, SESSION net_write_timeout = 31536000")
@@ -192,7 +192,18 @@ fn lost() -> DbError {
     )
 }
 
-fn opts(params: &ServerConnection) -> Result<Opts, DbError> {
+async fn connect(opts: Opts, timeout: Duration) -> Result<Conn, DbError> {
+    match tokio::time::timeout(timeout, Conn::new(opts)).await {
+        Err(_) => Err(DbError::new(
+            DbErrorKind::Connection,
+            format!("could not connect within {} ms", timeout.as_millis()),
+        )),
+        Ok(Err(error)) => Err(connect_error(error)),
+        Ok(Ok(conn)) => Ok(conn),
+    }
+}
+
+fn opts(params: &ServerConnection, mode: SslMode) -> Result<Opts, DbError> {
     let mut builder = match &params.url {
         Some(url) => OptsBuilder::from_opts(Opts::from_url(url).map_err(|e| {
             DbError::invalid_input(format!("url is not a valid mysql:// URL: {e}"))
@@ -216,10 +227,9 @@ fn opts(params: &ServerConnection) -> Result<Opts, DbError> {
     if let Some(database) = &params.database {
         builder = builder.db_name(Some(database.clone()));
     }
-    let ssl = match params.ssl_mode.unwrap_or_default() {
-        // mysql_async has no opportunistic TLS: prefer connects in plain text.
-        SslMode::Disable | SslMode::Prefer => None,
-        SslMode::Require => Some(
+    let ssl = match mode {
+        SslMode::Disable => None,
+        SslMode::Prefer | SslMode::Require => Some(
             SslOpts::default()
                 .with_danger_accept_invalid_certs(true)
                 .with_danger_skip_domain_validation(true),

@@ -21,22 +21,31 @@ pub struct Postgres {
 }
 
 static POSTGRES: OnceLock<Result<Postgres, String>> = OnceLock::new();
+
+/// A server that could be had, or `None` with a SKIPPED line; with `CI` set,
+/// a server that cannot be had fails the test instead.
+fn or_skip<T>(what: &str, started: Result<T, String>) -> Option<T> {
+    match started {
+        Ok(server) => Some(server),
+        Err(why) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI is set but no {what} could be started: {why}"
+            );
+            eprintln!("SKIPPED {what} test: {why}");
+            None
+        }
+    }
+}
 static NEXT_DB: AtomicU32 = AtomicU32::new(1);
 
 /// The shared server, or `None` (with a SKIPPED line) when there is none and
 /// `CI` is not set.
 pub fn postgres() -> Option<Postgres> {
-    match POSTGRES.get_or_init(start_postgres) {
-        Ok(pg) => Some(pg.clone()),
-        Err(why) => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI is set but no Postgres server could be started: {why}"
-            );
-            eprintln!("SKIPPED postgres test: {why}");
-            None
-        }
-    }
+    or_skip(
+        "Postgres server",
+        POSTGRES.get_or_init(start_postgres).clone(),
+    )
 }
 
 impl Postgres {
@@ -106,39 +115,16 @@ impl Cluster {
     /// A cluster of its own, for a test that stops or restarts the server.
     pub fn private() -> Option<Cluster> {
         static NEXT: AtomicU32 = AtomicU32::new(1);
-        match Cluster::start(
-            &format!("own{}", NEXT.fetch_add(1, Ordering::SeqCst)),
-            false,
-        ) {
-            Ok(c) => Some(c),
-            Err(why) => {
-                assert!(
-                    std::env::var_os("CI").is_none(),
-                    "CI is set but no Postgres cluster could be started: {why}"
-                );
-                eprintln!("SKIPPED postgres test: {why}");
-                None
-            }
-        }
+        let tag = format!("own{}", NEXT.fetch_add(1, Ordering::SeqCst));
+        or_skip("Postgres cluster", Cluster::start(&tag, false))
     }
 
     /// A cluster of its own that speaks TLS, with a certificate for
     /// `localhost` and 127.0.0.1 signed by a throwaway CA; returns the CA's path.
     pub fn private_tls() -> Option<(Cluster, PathBuf)> {
-        match Cluster::start("tls", true) {
-            Ok(c) => {
-                let ca = c.data.with_file_name("ca.crt");
-                Some((c, ca))
-            }
-            Err(why) => {
-                assert!(
-                    std::env::var_os("CI").is_none(),
-                    "CI is set but no TLS Postgres cluster could be started: {why}"
-                );
-                eprintln!("SKIPPED postgres TLS test: {why}");
-                None
-            }
-        }
+        let cluster = or_skip("TLS Postgres cluster", Cluster::start("tls", true))?;
+        let ca = cluster.data.with_file_name("ca.crt");
+        Some((cluster, ca))
     }
 
     fn start(tag: &str, tls: bool) -> Result<Cluster, String> {
@@ -439,55 +425,22 @@ pub fn mysql() -> Option<Mysql> {
         }),
         Err(_) => start_mariadb("shared", false),
     });
-    match started {
-        Ok(my) => Some(my.clone()),
-        Err(why) => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI is set but no MariaDB server could be started: {why}"
-            );
-            eprintln!("SKIPPED mysql test: {why}");
-            None
-        }
-    }
+    or_skip("MariaDB server", started.clone())
 }
 
 /// A MariaDB server of its own, for a test that kills it.
 pub fn private_mysql() -> Option<Mysql> {
     static NEXT: AtomicU32 = AtomicU32::new(1);
-    match start_mariadb(
-        &format!("own{}", NEXT.fetch_add(1, Ordering::SeqCst)),
-        false,
-    ) {
-        Ok(my) => Some(my),
-        Err(why) => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI is set but no MariaDB server could be started: {why}"
-            );
-            eprintln!("SKIPPED mysql test: {why}");
-            None
-        }
-    }
+    let tag = format!("own{}", NEXT.fetch_add(1, Ordering::SeqCst));
+    or_skip("MariaDB server", start_mariadb(&tag, false))
 }
 
 /// A MariaDB server of its own that speaks TLS (certificate for `localhost`
 /// and 127.0.0.1 from a throwaway CA); returns the CA's path too.
 pub fn private_mysql_tls() -> Option<(Mysql, PathBuf)> {
-    match start_mariadb("tls", true) {
-        Ok(my) => {
-            let ca = my.pid_file.as_ref().expect("ours").with_file_name("ca.crt");
-            Some((my, ca))
-        }
-        Err(why) => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI is set but no TLS MariaDB server could be started: {why}"
-            );
-            eprintln!("SKIPPED mysql TLS test: {why}");
-            None
-        }
-    }
+    let my = or_skip("TLS MariaDB server", start_mariadb("tls", true))?;
+    let ca = my.pid_file.as_ref()?.with_file_name("ca.crt");
+    Some((my, ca))
 }
 
 impl Mysql {

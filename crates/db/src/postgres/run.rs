@@ -145,8 +145,6 @@ async fn send_cancel(
     tls: Option<rustls::ClientConfig>,
     addr: Option<CancelAddr>,
 ) -> Result<(), String> {
-    use tokio::io::AsyncReadExt;
-    let mut rest = Vec::new();
     match (tls, addr) {
         (Some(tls), _) => {
             token
@@ -156,29 +154,30 @@ async fn send_cancel(
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         (None, Some(CancelAddr::Tcp(host, port))) => {
-            let mut socket = tokio::net::TcpStream::connect((host.as_str(), port))
-                .await
-                .map_err(|e| e.to_string())?;
-            token
-                .cancel_query_raw(&mut socket, NoTls)
-                .await
-                .map_err(|e| e.to_string())?;
-            let _ =
-                tokio::time::timeout(Duration::from_secs(2), socket.read_to_end(&mut rest)).await;
+            let socket = tokio::net::TcpStream::connect((host.as_str(), port)).await;
+            cancel_and_wait(&token, socket.map_err(|e| e.to_string())?).await?;
         }
         (None, Some(CancelAddr::Unix(path))) => {
-            let mut socket = tokio::net::UnixStream::connect(&path)
-                .await
-                .map_err(|e| e.to_string())?;
-            token
-                .cancel_query_raw(&mut socket, NoTls)
-                .await
-                .map_err(|e| e.to_string())?;
-            let _ =
-                tokio::time::timeout(Duration::from_secs(2), socket.read_to_end(&mut rest)).await;
+            let socket = tokio::net::UnixStream::connect(&path).await;
+            cancel_and_wait(&token, socket.map_err(|e| e.to_string())?).await?;
         }
         (None, None) => token.cancel_query(NoTls).await.map_err(|e| e.to_string())?,
     }
+    Ok(())
+}
+
+/// Sends the cancel request over `socket`, then reads it to its end.
+async fn cancel_and_wait<S>(token: &CancelToken, mut socket: S) -> Result<(), String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::AsyncReadExt;
+    token
+        .cancel_query_raw(&mut socket, NoTls)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(2), socket.read_to_end(&mut rest)).await;
     Ok(())
 }
 

@@ -362,6 +362,26 @@ impl Bridge {
         data["sessionId"].as_str().unwrap().to_string()
     }
 
+    /// Opens a session on `connection` (any engine); returns its id.
+    pub fn open_session(&mut self, connection: &Value) -> String {
+        let data = self.ok("session.open", json!({"connection": connection}));
+        data["sessionId"].as_str().unwrap().to_string()
+    }
+
+    /// Runs `sql` while not reading stdout for 3 s, sampling the bridge's RSS,
+    /// then reads everything. Returns the outcome and the peak RSS while stalled.
+    pub fn stream_while_stalled(&mut self, session: &str, sql: &str) -> (QueryOutcome, u64) {
+        self.pause_reading();
+        let q = self.start_query_unread(session, sql);
+        let mut peak = 0;
+        for _ in 0..30 {
+            std::thread::sleep(Duration::from_millis(100));
+            peak = peak.max(rss_bytes(self.pid()));
+        }
+        self.resume_reading();
+        (self.collect(&q, Duration::from_secs(300)), peak)
+    }
+
     /// Starts a query; returns its id.
     pub fn start_query(&mut self, session: &str, sql: &str, extra: Value) -> String {
         let mut params = json!({"sessionId": session, "sql": sql});

@@ -7,14 +7,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::harness::{Bridge, Options, rss_bytes};
+use crate::harness::{Bridge, Options};
 use crate::servers::{Mysql, mysql, private_mysql};
 
 const T: Duration = Duration::from_secs(120);
 
 fn open(b: &mut Bridge, my: &Mysql, db: &str) -> String {
-    let data = b.ok("session.open", json!({"connection": my.connection(db)}));
-    data["sessionId"].as_str().unwrap().to_string()
+    b.open_session(&my.connection(db))
 }
 
 fn client_ok(my: &Mysql, db: &str, sql: &str) -> String {
@@ -396,15 +395,7 @@ fn a_stalled_client_keeps_memory_flat() {
     let mut b = Bridge::start_with(Options::default());
     let s = open(&mut b, &my, &db);
     let sql = "SELECT seq, LPAD(seq, 80, '0') AS pad FROM seq_1_to_2000000";
-    b.pause_reading();
-    let q = b.start_query_unread(&s, sql);
-    let mut peak = 0;
-    for _ in 0..30 {
-        std::thread::sleep(Duration::from_millis(100));
-        peak = peak.max(rss_bytes(b.pid()));
-    }
-    b.resume_reading();
-    let out = b.collect(&q, Duration::from_secs(300));
+    let (out, peak) = b.stream_while_stalled(&s, sql);
     assert_eq!(out.status(), "completed", "{}", out.done);
     assert_eq!(out.rows(0).len(), 2_000_000);
     assert!(
@@ -646,7 +637,7 @@ fn tls_modes_against_a_server_with_a_certificate_and_kill_over_tls() {
         with("verify-ca", Some(&ca)),
         with("verify-full", Some(&ca)),
     ] {
-        let s = open_with(&mut b, &conn);
+        let s = b.open_session(&conn);
         let out = b.query(&s, "SHOW SESSION STATUS LIKE 'Ssl_cipher'", json!({}));
         let cipher = out.rows(0)[0][1].as_str().unwrap_or_default().to_string();
         assert!(!cipher.is_empty(), "{conn}: not encrypted");
@@ -658,15 +649,10 @@ fn tls_modes_against_a_server_with_a_certificate_and_kill_over_tls() {
     assert_eq!(e["code"], "CONNECTION_FAILED", "{e}");
 
     // KILL QUERY goes over a TLS connection of its own.
-    let s = open_with(&mut b, &with("verify-full", Some(&ca)));
+    let s = b.open_session(&with("verify-full", Some(&ca)));
     let q = b.start_query(&s, "SELECT SLEEP(30)", json!({}));
     std::thread::sleep(Duration::from_millis(500));
     b.ok("query.cancel", json!({"sessionId": s}));
     assert_eq!(b.wait_done(&q, T)["status"], "cancelled");
     assert_eq!(b.query(&s, "SELECT 1", json!({})).rows(0), [json!([1])]);
-}
-
-fn open_with(b: &mut Bridge, connection: &Value) -> String {
-    let data = b.ok("session.open", json!({"connection": connection}));
-    data["sessionId"].as_str().unwrap().to_string()
 }

@@ -6,14 +6,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::harness::{Bridge, Options, rss_bytes};
+use crate::harness::{Bridge, Options};
 use crate::servers::{Cluster, Postgres, postgres};
 
 const T: Duration = Duration::from_secs(120);
 
 fn open(b: &mut Bridge, pg: &Postgres, db: &str) -> String {
-    let data = b.ok("session.open", json!({"connection": pg.connection(db)}));
-    data["sessionId"].as_str().unwrap().to_string()
+    b.open_session(&pg.connection(db))
 }
 
 fn psql_ok(pg: &Postgres, db: &str, sql: &str) -> String {
@@ -435,15 +434,7 @@ fn a_stalled_client_keeps_memory_flat() {
     let s = open(&mut b, &pg, &db);
     let sql =
         "SELECT g, lpad(g::text, 80, '0') AS pad, g * 1.5 AS f FROM generate_series(1, 3000000) g";
-    b.pause_reading();
-    let q = b.start_query_unread(&s, sql);
-    let mut peak = 0;
-    for _ in 0..30 {
-        std::thread::sleep(Duration::from_millis(100));
-        peak = peak.max(rss_bytes(b.pid()));
-    }
-    b.resume_reading();
-    let out = b.collect(&q, Duration::from_secs(300));
+    let (out, peak) = b.stream_while_stalled(&s, sql);
     assert_eq!(out.status(), "completed", "{}", out.done);
     assert_eq!(out.rows(0).len(), 3_000_000);
     assert!(

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::harness::{Bridge, Options, rss_bytes};
+use crate::harness::{Bridge, Options};
 
 const T: Duration = Duration::from_secs(60);
 
@@ -498,15 +498,7 @@ fn a_stalled_client_keeps_memory_flat() {
     let s = b.open_sqlite(&path);
     let sql = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3000000) \
                SELECT x, printf('%080d', x) AS pad, x * 1.5 AS f FROM c";
-    b.pause_reading();
-    let q = b.start_query_unread(&s, sql);
-    let mut peak = 0;
-    for _ in 0..30 {
-        std::thread::sleep(Duration::from_millis(100));
-        peak = peak.max(rss_bytes(b.pid()));
-    }
-    b.resume_reading();
-    let out = b.collect(&q, Duration::from_secs(300));
+    let (out, peak) = b.stream_while_stalled(&s, sql);
     assert_eq!(out.status(), "completed", "{}", out.done);
     assert_eq!(out.done["results"][0]["rowCount"], 3_000_000);
     assert_eq!(out.rows(0).len(), 3_000_000);

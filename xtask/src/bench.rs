@@ -103,22 +103,13 @@ fn sqlite(root: &Path, rows: u64) -> Result<()> {
         cli.push(t.elapsed());
     }
 
-    let mut bridge = Vec::new();
     let connection = json!({"kind": "sqlite", "path": db, "readOnly": true});
-    for _ in 0..RUNS {
-        let mut client = BenchClient::start(&bin, &dir.join("data"))?;
-        let session = client.open(&connection)?;
-        bridge.push(client.stream(&session, sql, rows)?);
-        client.finish();
-    }
-    let cli_best = cli.iter().min().copied().unwrap_or_default();
-    let best = bridge.iter().min_by_key(|r| r.wall).context("no runs")?;
-    let peak_rss = bridge.iter().map(|r| r.peak_rss).max().unwrap_or(0);
-    let first_batch = bridge
-        .iter()
-        .map(|r| r.first_batch)
-        .min()
-        .unwrap_or_default();
+    let Streams {
+        best,
+        peak_rss,
+        first_batch,
+    } = parsed_streams(&bin, &dir.join("data"), &connection, sql, rows, RUNS)?;
+    let cli_best = best_of(&cli);
     let ratio = best.wall.as_secs_f64() / cli_best.as_secs_f64();
 
     println!("sqlite bench: {rows} rows x 10 columns, best of {RUNS}");
@@ -146,10 +137,78 @@ fn sqlite(root: &Path, rows: u64) -> Result<()> {
     Ok(())
 }
 
+/// The best (shortest) of some timings.
+pub fn best_of(times: &[Duration]) -> Duration {
+    times.iter().min().copied().unwrap_or_default()
+}
+
+/// The parsed-client side of a benchmark, over `runs` runs.
+pub struct Streams {
+    /// The fastest run.
+    pub best: BridgeRun,
+    /// The highest peak RSS of any run.
+    pub peak_rss: u64,
+    /// The quickest first batch of any run.
+    pub first_batch: Duration,
+}
+
+/// Streams `sql` `runs` times, each on a fresh bridge, into the parsing client.
+pub fn parsed_streams(
+    bin: &Path,
+    data_dir: &Path,
+    connection: &Value,
+    sql: &str,
+    rows: u64,
+    runs: usize,
+) -> Result<Streams> {
+    let mut all = Vec::new();
+    for _ in 0..runs {
+        let mut client = BenchClient::start(bin, data_dir)?;
+        let session = client.open(connection)?;
+        all.push(client.stream(&session, sql, rows)?);
+        client.finish();
+    }
+    Ok(Streams {
+        best: *all.iter().min_by_key(|r| r.wall).context("no runs")?,
+        peak_rss: all.iter().map(|r| r.peak_rss).max().unwrap_or(0),
+        first_batch: all.iter().map(|r| r.first_batch).min().unwrap_or_default(),
+    })
+}
+
+/// On one bridge: the best of `runs` streams into a reader that does not
+/// parse, then `tries` cancels after the first batch (sorted, for p50 and max).
+pub fn unparsed_and_cancels(
+    bin: &Path,
+    data_dir: &Path,
+    connection: &Value,
+    sql: &str,
+    rows: u64,
+    runs: usize,
+    tries: usize,
+) -> Result<(Duration, Vec<Duration>)> {
+    let mut client = BenchClient::start(bin, data_dir)?;
+    let session = client.open(connection)?;
+    let mut unparsed = Vec::new();
+    for _ in 0..runs {
+        unparsed.push(client.stream_unparsed(&session, sql, rows)?);
+    }
+    let mut cancels = Vec::new();
+    for _ in 0..tries {
+        cancels.push(client.cancel_after_first_batch(&session, sql)?);
+    }
+    client.finish();
+    cancels.sort();
+    if cancels.is_empty() {
+        bail!("no cancels");
+    }
+    Ok((best_of(&unparsed), cancels))
+}
+
 pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+#[derive(Clone, Copy)]
 pub struct BridgeRun {
     pub wall: Duration,
     /// CPU time the bridge process spent (user + system) during the run.

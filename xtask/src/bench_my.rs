@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 
-use crate::bench::{BenchClient, build_release, ms};
+use crate::bench::{Streams, best_of, build_release, ms, parsed_streams, unparsed_and_cancels};
 
 const RUNS: usize = 3;
 const CANCEL_TRIES: usize = 20;
@@ -89,31 +89,15 @@ pub fn mysql(root: &Path, rows: u64, url: &str) -> Result<()> {
         connection["password"] = json!(p);
     }
     let dir = std::env::temp_dir().join(format!("dbbridge-bench-my-{}", std::process::id()));
-    let mut bridge = Vec::new();
-    for _ in 0..RUNS {
-        let mut c = BenchClient::start(&bin, &dir)?;
-        let session = c.open(&connection)?;
-        bridge.push(c.stream(&session, sql, rows)?);
-        c.finish();
-    }
-    let mut c = BenchClient::start(&bin, &dir)?;
-    let session = c.open(&connection)?;
-    let mut unparsed = Vec::new();
-    for _ in 0..RUNS {
-        unparsed.push(c.stream_unparsed(&session, sql, rows)?);
-    }
-    let unparsed_best = unparsed.iter().min().copied().unwrap_or_default();
-    let mut cancels: Vec<Duration> = Vec::new();
-    for _ in 0..CANCEL_TRIES {
-        cancels.push(c.cancel_after_first_batch(&session, sql)?);
-    }
-    c.finish();
-    cancels.sort();
+    let Streams {
+        best,
+        peak_rss,
+        first_batch,
+    } = parsed_streams(&bin, &dir, &connection, sql, rows, RUNS)?;
+    let (unparsed_best, cancels) =
+        unparsed_and_cancels(&bin, &dir, &connection, sql, rows, RUNS, CANCEL_TRIES)?;
     let _ = std::fs::remove_dir_all(&dir);
-
-    let cli_best = cli.iter().min().copied().unwrap_or_default();
-    let best = bridge.iter().min_by_key(|r| r.wall).context("no runs")?;
-    let peak_rss = bridge.iter().map(|r| r.peak_rss).max().unwrap_or(0);
+    let cli_best = best_of(&cli);
     let rate = |d: Duration| rows as f64 / d.as_secs_f64();
     println!("mysql bench: {rows} rows x 10 columns, best of {RUNS}");
     println!(
@@ -148,12 +132,12 @@ pub fn mysql(root: &Path, rows: u64, url: &str) -> Result<()> {
     );
     println!(
         "  first batch after query.run             {:>8.1} ms",
-        ms(best.first_batch)
+        ms(first_batch)
     );
     println!(
         "  cancel to query.done, {CANCEL_TRIES} tries          p50 {:.1} ms, max {:.1} ms (target p50 < 100 ms)",
         ms(cancels[cancels.len() / 2]),
-        ms(*cancels.last().context("no cancels")?)
+        ms(cancels[cancels.len() - 1])
     );
     Ok(())
 }

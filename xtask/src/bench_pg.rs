@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 
-use crate::bench::{BenchClient, build_release, ms};
+use crate::bench::{Streams, best_of, build_release, ms, parsed_streams, unparsed_and_cancels};
 
 const RUNS: usize = 3;
 const CANCEL_TRIES: usize = 20;
@@ -103,38 +103,15 @@ pub fn postgres(root: &Path, rows: u64, url: &str) -> Result<()> {
 
     let connection = json!({"kind": "postgres", "url": url, "database": DB, "sslMode": "disable"});
     let dir = std::env::temp_dir().join(format!("dbbridge-bench-pg-{}", std::process::id()));
-    let mut bridge = Vec::new();
-    for _ in 0..RUNS {
-        let mut client = BenchClient::start(&bin, &dir)?;
-        let session = client.open(&connection)?;
-        bridge.push(client.stream(&session, sql, rows)?);
-        client.finish();
-    }
-
-    let mut client = BenchClient::start(&bin, &dir)?;
-    let session = client.open(&connection)?;
-    let mut unparsed = Vec::new();
-    for _ in 0..RUNS {
-        unparsed.push(client.stream_unparsed(&session, sql, rows)?);
-    }
-    let unparsed_best = unparsed.iter().min().copied().unwrap_or_default();
-    let mut cancels = Vec::new();
-    for _ in 0..CANCEL_TRIES {
-        cancels.push(client.cancel_after_first_batch(&session, sql)?);
-    }
-    client.finish();
-    cancels.sort();
+    let Streams {
+        best,
+        peak_rss,
+        first_batch,
+    } = parsed_streams(&bin, &dir, &connection, sql, rows, RUNS)?;
+    let (unparsed_best, cancels) =
+        unparsed_and_cancels(&bin, &dir, &connection, sql, rows, RUNS, CANCEL_TRIES)?;
     let _ = std::fs::remove_dir_all(&dir);
-
-    let psql_best = psql.iter().min().copied().unwrap_or_default();
-    let copy_best = copy.iter().min().copied().unwrap_or_default();
-    let best = bridge.iter().min_by_key(|r| r.wall).context("no runs")?;
-    let peak_rss = bridge.iter().map(|r| r.peak_rss).max().unwrap_or(0);
-    let first_batch = bridge
-        .iter()
-        .map(|r| r.first_batch)
-        .min()
-        .unwrap_or_default();
+    let (psql_best, copy_best) = (best_of(&psql), best_of(&copy));
     let rate = |d: Duration| rows as f64 / d.as_secs_f64();
 
     println!("postgres bench: {rows} rows x 10 columns, best of {RUNS}");
@@ -186,7 +163,7 @@ pub fn postgres(root: &Path, rows: u64, url: &str) -> Result<()> {
     println!(
         "  cancel to query.done, {CANCEL_TRIES} tries          p50 {:.1} ms, max {:.1} ms (target p50 < 50 ms)",
         ms(cancels[cancels.len() / 2]),
-        ms(*cancels.last().context("no cancels")?)
+        ms(cancels[cancels.len() - 1])
     );
     Ok(())
 }

@@ -326,6 +326,16 @@ pub fn rss_bytes(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// The element of the JSON array `list` whose `key` is `value`; panics (showing
+/// the list) when there is none.
+pub fn find<'a>(list: &'a Value, key: &str, value: &str) -> &'a Value {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x[key] == value)
+        .unwrap_or_else(|| panic!("no {key} {value} in {list}"))
+}
+
 /// What one query produced, gathered from its events.
 #[derive(Debug, Default)]
 pub struct QueryOutcome {

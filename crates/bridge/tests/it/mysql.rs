@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::harness::{Bridge, Options};
+use crate::harness::{Bridge, Options, find};
 use crate::servers::{Mysql, mysql, private_mysql};
 
 const T: Duration = Duration::from_secs(120);
@@ -439,13 +439,7 @@ fn kill_query_cancels_and_the_transaction_survives() {
 
     // The transaction is still open: its rows are visible here, not elsewhere.
     let listed = b.ok("session.list", json!({}));
-    let me = listed
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["sessionId"] == s.as_str())
-        .unwrap()
-        .clone();
+    let me = find(&listed, "sessionId", &s);
     assert_eq!(me["inTransaction"], true);
     assert_eq!(
         b.query(&s, "SELECT COUNT(*) FROM t", json!({})).rows(0),
@@ -566,14 +560,6 @@ fn metadata_of_a_fixture() {
     let mut b = Bridge::start();
     let s = open(&mut b, &my, &db);
     let schemas = b.ok("metadata.listSchemas", json!({"sessionId": s}));
-    let find = |list: &Value, key: &str, name: &str| {
-        list.as_array()
-            .unwrap()
-            .iter()
-            .find(|x| x[key] == name)
-            .unwrap_or_else(|| panic!("no {name} in {list}"))
-            .clone()
-    };
     assert_eq!(find(&schemas, "name", &db)["isSystem"], false);
     assert_eq!(find(&schemas, "name", "mysql")["isSystem"], true);
     let tables = b.ok("metadata.listTables", json!({"sessionId": s, "schema": db}));

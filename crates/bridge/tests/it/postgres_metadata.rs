@@ -3,9 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::harness::Bridge;
+use crate::harness::{Bridge, find};
 use crate::servers::postgres;
 
 const FIXTURE: &str = r#"
@@ -40,14 +40,6 @@ CREATE TABLE app.events (at date NOT NULL, what text) PARTITION BY RANGE (at);
 CREATE TABLE app.events_2024 PARTITION OF app.events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
 "#;
 
-fn find<'a>(list: &'a Value, key: &str, name: &str) -> &'a Value {
-    list.as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x[key] == name)
-        .unwrap_or_else(|| panic!("no {name} in {list}"))
-}
-
 #[test]
 fn metadata_of_a_fixture_with_every_kind_of_object() {
     let Some(pg) = postgres() else { return };
@@ -59,7 +51,7 @@ fn metadata_of_a_fixture_with_every_kind_of_object() {
         String::from_utf8_lossy(&out.stderr)
     );
     let mut b = Bridge::start();
-    let s = b.ok("session.open", json!({"connection": pg.connection(&db)}))["sessionId"].clone();
+    let s = b.open_session(&pg.connection(&db));
 
     let schemas = b.ok("metadata.listSchemas", json!({"sessionId": s}));
     assert_eq!(find(&schemas, "name", "app")["isSystem"], false);
@@ -208,7 +200,7 @@ fn listing_ten_thousand_tables_is_quick() {
         );
     }
     let mut b = Bridge::start();
-    let s = b.ok("session.open", json!({"connection": pg.connection(&db)}))["sessionId"].clone();
+    let s = b.open_session(&pg.connection(&db));
     let mut best = Duration::MAX;
     for _ in 0..3 {
         let t = Instant::now();

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::harness::{Bridge, Options};
+use crate::harness::{Bridge, Options, find};
 use crate::servers::{Cluster, Postgres, postgres};
 
 const T: Duration = Duration::from_secs(120);
@@ -554,13 +554,7 @@ fn a_transaction_spans_calls_and_is_invisible_until_commit() {
     let s2 = open(&mut b, &pg, &db);
     let in_tx = |b: &mut Bridge, s: &str| {
         let listed = b.ok("session.list", json!({}));
-        listed
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|x| x["sessionId"] == s)
-            .unwrap()["inTransaction"]
-            .clone()
+        find(&listed, "sessionId", s)["inTransaction"].clone()
     };
     assert_eq!(in_tx(&mut b, &s1), false);
     let out = b.query(&s1, "BEGIN; INSERT INTO t VALUES (1), (2)", json!({}));

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::harness::{Bridge, Options};
+use crate::harness::{Bridge, Options, find};
 
 const T: Duration = Duration::from_secs(60);
 
@@ -557,13 +557,7 @@ fn transactions_span_calls_and_show_in_session_list() {
     b.query(&s, "CREATE TABLE t (a)", json!({}));
     b.query(&s, "BEGIN; INSERT INTO t VALUES (1)", json!({}));
     let listed = b.ok("session.list", json!({}));
-    let mine = listed
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["sessionId"] == s.as_str())
-        .unwrap()
-        .clone();
+    let mine = find(&listed, "sessionId", &s);
     assert_eq!(mine["inTransaction"], true);
     assert_eq!(mine["kind"], "sqlite");
     assert_eq!(mine["database"], path.as_str());

@@ -112,6 +112,34 @@ impl CancelHandle {
     }
 }
 
+/// A cancel sent to the server from a task of its own (Postgres' cancel
+/// request, MySQL's `KILL QUERY`), which the query's run loop can wait for
+/// before it runs anything else on the connection, so a late cancel never
+/// lands on a later statement.
+#[derive(Default)]
+pub(crate) struct SentCancel {
+    task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl SentCancel {
+    /// Starts sending; `send` logs its own failures.
+    pub(crate) fn send(&self, send: impl std::future::Future<Output = ()> + Send + 'static) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!("cancel asked for outside the runtime; not sent");
+            return;
+        };
+        *self.task.lock().unwrap_or_else(|e| e.into_inner()) = Some(runtime.spawn(send));
+    }
+
+    /// Waits, at most `limit`, until a started send has finished.
+    pub(crate) async fn settle(&self, limit: std::time::Duration) {
+        let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(task) = task {
+            let _ = tokio::time::timeout(limit, task).await;
+        }
+    }
+}
+
 /// One open database connection, of one of the engines.
 pub enum Connection {
     Sqlite(sqlite::SqliteConnection),

@@ -18,7 +18,7 @@ use super::values::{self, Encoder};
 use super::{Shared, lost};
 use crate::{
     BatchBuilder, CancelHandle, DbError, DbErrorKind, EngineCancel, QueryOptions, QueryStream,
-    STREAM_QUEUE, StreamItem,
+    STREAM_QUEUE, SentCancel, StreamItem,
 };
 
 type Out = mpsc::Sender<Result<StreamItem, DbError>>;
@@ -26,17 +26,13 @@ type Out = mpsc::Sender<Result<StreamItem, DbError>>;
 /// Sends `KILL QUERY <id>` for the session's connection from a connection of its own.
 pub struct MyCancel {
     shared: Arc<Shared>,
-    sent: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    sent: SentCancel,
 }
 
 impl MyCancel {
     pub(crate) fn request(&self) {
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            tracing::warn!("mysql cancel asked for outside the runtime; not sent");
-            return;
-        };
         let (opts, id) = (self.shared.opts.clone(), self.shared.connection_id);
-        let handle = runtime.spawn(async move {
+        self.sent.send(async move {
             let killed = async {
                 let mut conn = Conn::new(opts).await?;
                 conn.query_drop(format!("KILL QUERY {id}")).await?;
@@ -48,15 +44,11 @@ impl MyCancel {
                 Err(_) => tracing::warn!("KILL QUERY did not finish within 10 s"),
             }
         });
-        *self.sent.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
     }
 
     /// Waits until a sent `KILL QUERY` has run on the server.
     async fn settle(&self) {
-        let handle = self.sent.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(handle) = handle {
-            let _ = tokio::time::timeout(Duration::from_secs(10), handle).await;
-        }
+        self.sent.settle(Duration::from_secs(10)).await;
     }
 }
 
@@ -65,7 +57,7 @@ pub(super) fn start(shared: Arc<Shared>, sql: String, options: QueryOptions) -> 
     let requested = Arc::new(AtomicBool::new(false));
     let my_cancel = Arc::new(MyCancel {
         shared: shared.clone(),
-        sent: std::sync::Mutex::new(None),
+        sent: SentCancel::default(),
     });
     let cancel = CancelHandle {
         requested: requested.clone(),

@@ -34,7 +34,7 @@ use super::values::{self, Encoder};
 use super::{Shared, query_error};
 use crate::{
     BatchBuilder, CancelHandle, DbError, EngineCancel, QueryOptions, QueryStream, STREAM_QUEUE,
-    StreamItem,
+    SentCancel, StreamItem,
 };
 
 type Out = mpsc::Sender<Result<StreamItem, DbError>>;
@@ -107,31 +107,23 @@ pub struct PgCancel {
     token: CancelToken,
     tls: Option<rustls::ClientConfig>,
     addr: Option<CancelAddr>,
-    sent: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    sent: SentCancel,
 }
 
 impl PgCancel {
     pub(crate) fn request(&self) {
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            tracing::warn!("postgres cancel asked for outside the runtime; not sent");
-            return;
-        };
         let (token, tls, addr) = (self.token.clone(), self.tls.clone(), self.addr.clone());
-        let handle = runtime.spawn(async move {
+        self.sent.send(async move {
             if let Err(error) = send_cancel(token, tls, addr).await {
                 tracing::warn!(%error, "postgres cancel request failed");
             }
         });
-        *self.sent.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
     }
 
     /// Waits (briefly) until a requested cancel has been acted on by the
     /// server, so it cannot land on a later statement of the session.
     async fn settle(&self) {
-        let handle = self.sent.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(handle) = handle {
-            let _ = tokio::time::timeout(Duration::from_secs(2), handle).await;
-        }
+        self.sent.settle(Duration::from_secs(2)).await;
     }
 }
 
@@ -193,7 +185,7 @@ pub(super) fn start(
         token,
         tls: shared.tls.clone(),
         addr: shared.cancel_addr.clone(),
-        sent: std::sync::Mutex::new(None),
+        sent: SentCancel::default(),
     });
     let cancel = CancelHandle {
         requested: requested.clone(),

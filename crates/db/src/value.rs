@@ -203,12 +203,32 @@ pub fn push_json_str_parts(buf: &mut String, parts: &[&str]) {
     buf.push('"');
 }
 
+/// Whether any byte of `word` is a control character, `"` or `\\` (exact:
+/// the classic "has a zero byte" test, on `word` and on `word` xor'ed with
+/// each special byte).
+fn word_needs_escape(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS != 0;
+    // Some byte below 0x20.
+    let below = word.wrapping_sub(ONES * 0x20) & !word & HIGHS != 0;
+    below || has_zero(word ^ (ONES * u64::from(b'"'))) || has_zero(word ^ (ONES * u64::from(b'\\')))
+}
+
 /// Appends `s` escaped for the inside of a JSON string.
 fn push_json_str_body(buf: &mut String, s: &str) {
     let bytes = s.as_bytes();
     let mut start = 0;
     let mut i = 0;
     while i < bytes.len() {
+        // Eight bytes at a time while none of them needs escaping.
+        if let Some(word) = bytes.get(i..i + 8) {
+            let word = u64::from_le_bytes(word.try_into().unwrap_or([0; 8]));
+            if !word_needs_escape(word) {
+                i += 8;
+                continue;
+            }
+        }
         let b = bytes[i];
         if !NEEDS_ESCAPE[b as usize] {
             i += 1;
@@ -237,6 +257,37 @@ fn push_json_str_body(buf: &mut String, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn word_test_matches_the_table() {
+        for b in 0..=255u8 {
+            for pos in 0..8 {
+                for fill in [b'a', 0xc3, b'~'] {
+                    let mut bytes = [fill; 8];
+                    bytes[pos] = b;
+                    let word = u64::from_le_bytes(bytes);
+                    assert_eq!(
+                        word_needs_escape(word),
+                        NEEDS_ESCAPE[b as usize],
+                        "{b} at {pos}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn long_strings_escape_at_every_position() {
+        for at in 0..40 {
+            for special in ["\"", "\\", "\n", "\u{1}", "é", "\u{7f}"] {
+                let s = format!("{}{special}{}", "x".repeat(at), "y".repeat(40 - at));
+                let mut buf = String::new();
+                push_json_str(&mut buf, &s);
+                let back: String = serde_json::from_str(&buf).unwrap();
+                assert_eq!(back, s);
+            }
+        }
+    }
 
     #[test]
     fn strings_round_trip_through_serde_json() {

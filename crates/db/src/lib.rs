@@ -13,6 +13,7 @@ pub mod batch;
 pub mod error;
 pub mod mysql;
 pub mod postgres;
+mod session_thread;
 pub mod sqlite;
 pub mod value;
 

@@ -95,7 +95,7 @@ const EVERY: &[(&str, &str, &str, &str, Check)] = &[
     (
         "c_text",
         "text",
-        "E'multi\\nline \"quoted\" \\\\ back é 漢字 🎉'",
+        "E'multi\\nline \"quoted\" \\\\ back \\t tab \\r \\b \\f \\x0b \\x01 \\\\N é 漢字 🎉'",
         "text",
         Check::Text,
     ),
@@ -189,7 +189,7 @@ const EVERY: &[(&str, &str, &str, &str, Check)] = &[
     (
         "c_text_arr",
         "text[]",
-        "ARRAY['a,b', 'c\"d', NULL, 'NULL', '', 'x\\y']",
+        "ARRAY['a,b', 'c\"d', NULL, 'NULL', '', 'x\\y', E't\\tab\\nline']",
         "array",
         Check::ToJson,
     ),
@@ -360,6 +360,14 @@ fn every_type_matches_what_psql_prints() {
         };
         assert!(ok, "{name}: bridge {got} vs psql {want:?}");
     }
+    // The same rows read through a cursor (maxRows set) rather than COPY.
+    let cursor = b.query(
+        &s,
+        "SELECT * FROM every ORDER BY c_int4 NULLS LAST",
+        json!({"maxRows": 10}),
+    );
+    assert_eq!(cursor.status(), "completed", "{}", cursor.done);
+    assert_eq!(cursor.rows(0), out.rows(0));
     // dbType as Postgres writes it.
     let db_type = |name: &str| {
         cols.iter().find(|c| c["name"] == name).unwrap()["dbType"]

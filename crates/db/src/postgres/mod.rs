@@ -5,6 +5,7 @@
 //! request over the connection's own TLS settings, and catalog metadata
 //! ([`metadata`]).
 
+mod copy;
 mod metadata;
 mod run;
 pub mod split;
@@ -23,6 +24,7 @@ use tokio::task::JoinHandle;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Config, NoTls, SimpleQueryMessage};
 
+use crate::session_thread::SessionThread;
 use crate::{DbError, DbErrorKind};
 
 /// Used when the caller gives no `connectTimeoutMs`.
@@ -51,6 +53,8 @@ pub(crate) struct Shared {
     type_names: Mutex<HashMap<(u32, i32), String>>,
     /// Numbers the cursors this connection declares.
     cursor_seq: AtomicU64,
+    /// Where the socket task and the queries run.
+    thread: SessionThread,
 }
 
 impl Drop for PgConnection {
@@ -69,8 +73,14 @@ impl PgConnection {
         let mode = params.ssl_mode.unwrap_or_default();
         let tls = tls::client_config(mode, params.ssl_root_cert.as_deref())?;
         let (closed_tx, closed) = tokio::sync::watch::channel(false);
-        let connect = async {
-            match tls.clone() {
+        let thread = SessionThread::start("dbbridge-postgres")
+            .await
+            .map_err(|e| DbError::internal(format!("could not start the session thread: {e}")))?;
+        // Connected on the session thread, whose runtime then drives the socket.
+        let (connect_config, connect_tls) = (config.clone(), tls.clone());
+        let connect = async move {
+            let config = connect_config;
+            match connect_tls {
                 None => {
                     let (client, connection) = config.connect(NoTls).await?;
                     Ok::<_, tokio_postgres::Error>((
@@ -86,17 +96,22 @@ impl PgConnection {
                 }
             }
         };
-        let (client, task) =
-            match tokio::time::timeout(timeout + Duration::from_millis(500), connect).await {
-                Err(_) => {
-                    return Err(DbError::new(
-                        DbErrorKind::Connection,
-                        format!("could not connect within {} ms", timeout.as_millis()),
-                    ));
-                }
-                Ok(Err(error)) => return Err(connect_error(error)),
-                Ok(Ok(pair)) => pair,
-            };
+        let connect = thread.spawn(async move {
+            tokio::time::timeout(timeout + Duration::from_millis(500), connect).await
+        });
+        let (client, task) = match connect
+            .await
+            .map_err(|e| DbError::internal(e.to_string()))?
+        {
+            Err(_) => {
+                return Err(DbError::new(
+                    DbErrorKind::Connection,
+                    format!("could not connect within {} ms", timeout.as_millis()),
+                ));
+            }
+            Ok(Err(error)) => return Err(connect_error(error)),
+            Ok(Ok(pair)) => pair,
+        };
         let mut this = PgConnection {
             shared: Arc::new(Shared {
                 client,
@@ -105,6 +120,7 @@ impl PgConnection {
                 in_transaction: AtomicU8::new(0),
                 type_names: Mutex::new(HashMap::new()),
                 cursor_seq: AtomicU64::new(0),
+                thread,
             }),
             task,
             closed,

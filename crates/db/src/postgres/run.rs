@@ -4,12 +4,16 @@
 //! column types) and then run with the simple-query protocol, so every value
 //! arrives in its text form: lossless for any type, extensions included.
 //!
-//! - A plain `SELECT` / `VALUES` / `TABLE` / `WITH ... SELECT` is read through a
-//!   server-side cursor (`DECLARE ... NO SCROLL CURSOR`, `FETCH FORWARD n`),
-//!   inside the caller's transaction when one is open, otherwise inside a
-//!   transaction of its own (as psql's `FETCH_COUNT` does). Each `FETCH` asks
-//!   for about 2 MiB of rows, so memory stays flat on any result, and `maxRows`
-//!   simply stops fetching.
+//! - A plain `SELECT` / `VALUES` / `TABLE` / `WITH ... SELECT` without
+//!   `maxRows` is read whole through `COPY (...) TO STDOUT` in text format
+//!   ([`super::copy`]): the same text per value, no per-row allocation in the
+//!   driver and less work for the server; the read pauses when the consumer
+//!   does, so memory stays flat on any result.
+//! - With `maxRows` it is read through a server-side cursor (`DECLARE ... NO
+//!   SCROLL CURSOR`, `FETCH FORWARD n`), inside the caller's transaction when
+//!   one is open, otherwise inside a transaction of its own (as psql's
+//!   `FETCH_COUNT` does). Each `FETCH` asks for about 2 MiB of rows, and
+//!   `maxRows` simply stops fetching.
 //! - Anything else (DDL, DML with or without `RETURNING`, `SHOW`, `EXPLAIN`,
 //!   `CALL`) is one protocol read, which pauses when the consumer does (the
 //!   socket is not read while the stream's channel is full).
@@ -29,6 +33,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Type;
 use tokio_postgres::{CancelToken, Client, NoTls, SimpleQueryMessage, SimpleQueryRow};
 
+use super::copy;
 use super::split::{self, Bound, Statement};
 use super::values::{self, Encoder};
 use super::{Shared, query_error};
@@ -191,7 +196,8 @@ pub(super) fn start(
         requested: requested.clone(),
         engine: EngineCancel::Postgres(pg_cancel.clone()),
     };
-    tokio::spawn(async move {
+    let thread = shared.clone();
+    thread.thread.spawn(async move {
         let runner = Runner {
             shared: &shared,
             out: &out,
@@ -331,6 +337,8 @@ impl Runner<'_> {
         drop(described);
         if columns.is_empty() {
             self.simple(&bound.sql, None, &sender).await
+        } else if stmt.cursor_safe() && self.options.max_rows.is_none() {
+            self.copy(&bound.sql, columns, &sender).await
         } else if stmt.cursor_safe() {
             self.cursor(&bound.sql, columns, &sender).await
         } else {
@@ -416,6 +424,77 @@ impl Runner<'_> {
                 row_count,
                 affected_rows: (modifies || !returns_rows).then_some(affected),
                 truncated,
+                last_insert_id: None,
+            })
+            .await
+    }
+
+    /// A row-returning query read whole through `COPY (...) TO STDOUT`: one
+    /// protocol read with no per-row allocation, which pauses when the
+    /// consumer does (the socket is not read while the stream's channel is
+    /// full). The server's own text output, so nothing is lost.
+    async fn copy(
+        &self,
+        sql: &str,
+        described: Vec<PgColumn>,
+        sender: &Sender<'_>,
+    ) -> Result<(), Stop> {
+        // Before the COPY: nothing else can run on the connection while it streams.
+        let columns = self.column_infos(&described).await;
+        // The newline ends a trailing `--` comment.
+        const PREFIX: &str = "COPY (\n";
+        let copy = format!("{PREFIX}{sql}\n) TO STDOUT");
+        let unprefixed = |error: tokio_postgres::Error| {
+            let mut error = query_error(error);
+            error.position = error
+                .position
+                .and_then(|p| p.checked_sub(PREFIX.len() as u32));
+            Stop::Failed(error)
+        };
+        let stream = self
+            .client()
+            .copy_out(copy.as_str())
+            .await
+            .map_err(unprefixed)?;
+        futures::pin_mut!(stream);
+        sender.columns(&columns).await?;
+        let mut builder = BatchBuilder::new(self.options.batch_size);
+        let mut row_count = 0u64;
+        let mut scratch = String::new();
+        while let Some(data) = stream.next().await {
+            let data = data.map_err(unprefixed)?;
+            let line = std::str::from_utf8(&data)
+                .map_err(|_| DbError::internal("COPY sent a row that is not UTF-8"))?;
+            builder.try_row(|w| {
+                let count = copy::each_field(line, &mut scratch, |i, text| {
+                    if let Some((_, encoder)) = columns.get(i) {
+                        values::encode(w, encoder, text);
+                    }
+                });
+                if count == columns.len() {
+                    Ok(())
+                } else {
+                    Err(DbError::internal(format!(
+                        "COPY sent a row of {count} fields for {} columns",
+                        columns.len()
+                    )))
+                }
+            })?;
+            row_count += 1;
+            if builder.is_due() {
+                sender.rows(&mut builder).await?;
+            }
+        }
+        if !builder.is_empty() {
+            sender.rows(&mut builder).await?;
+        }
+        sender
+            .done(ResultSummary {
+                result_index: sender.index,
+                command: sender.command.clone(),
+                row_count,
+                affected_rows: None,
+                truncated: false,
                 last_insert_id: None,
             })
             .await

@@ -203,6 +203,41 @@ pub fn push_json_str_parts(buf: &mut String, parts: &[&str]) {
     buf.push('"');
 }
 
+/// Whether `s` is a JSON number as it stands (the forms Postgres and MySQL
+/// print for finite floats: `0.1`, `-2e-07`, `1e+300`).
+pub fn is_json_number(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut i = usize::from(b.first() == Some(&b'-'));
+    let digits = |i: &mut usize| {
+        let from = *i;
+        while *i < b.len() && b[*i].is_ascii_digit() {
+            *i += 1;
+        }
+        *i > from
+    };
+    if b.get(i) == Some(&b'0') {
+        i += 1;
+    } else if !digits(&mut i) {
+        return false;
+    }
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        if !digits(&mut i) {
+            return false;
+        }
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        if !digits(&mut i) {
+            return false;
+        }
+    }
+    i == b.len()
+}
+
 /// Whether any byte of `word` is a control character, `"` or `\\` (exact:
 /// the classic "has a zero byte" test, on `word` and on `word` xor'ed with
 /// each special byte).

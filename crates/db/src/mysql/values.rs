@@ -140,7 +140,7 @@ pub fn encode(w: &mut RowWriter<'_>, encoder: Encoder, value: Option<&[u8]>) {
             };
             match encoder {
                 Encoder::Number if is_integer(text) => w.number_text(text),
-                Encoder::Float if is_float(text) => w.number_text(text),
+                Encoder::Float if crate::value::is_json_number(text) => w.number_text(text),
                 Encoder::DateTime
                     if text.len() > 10
                         && text.as_bytes()[10] == b' '
@@ -159,15 +159,4 @@ fn is_integer(s: &str) -> bool {
     !digits.is_empty()
         && digits.bytes().all(|b| b.is_ascii_digit())
         && (digits == "0" || !digits.starts_with('0'))
-}
-
-/// MySQL prints floats as `1.5`, `-2e-7`, `1e300`: JSON numbers, once a bare
-/// exponent mantissa like `1e300` is accepted (it is valid JSON).
-fn is_float(s: &str) -> bool {
-    s.parse::<f64>().is_ok_and(f64::is_finite)
-        && !s.contains(['i', 'n', 'I', 'N'])
-        && !s.starts_with('.')
-        && !s.starts_with("-.")
-        && !s.contains(".e")
-        && !s.ends_with('.')
 }

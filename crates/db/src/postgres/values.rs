@@ -96,7 +96,7 @@ pub fn encode(w: &mut RowWriter<'_>, encoder: &Encoder, text: Option<&str>) {
         }
         Encoder::Float => match text {
             "NaN" | "Infinity" | "-Infinity" => w.str(text),
-            _ if is_json_number(text) => w.number_text(text),
+            _ if crate::value::is_json_number(text) => w.number_text(text),
             _ => w.str(text),
         },
         Encoder::Text => w.str(text),
@@ -139,40 +139,6 @@ pub fn encode(w: &mut RowWriter<'_>, encoder: &Encoder, text: Option<&str>) {
             }
         }
     }
-}
-
-/// Whether `s` is a JSON number (the forms Postgres prints for floats).
-fn is_json_number(s: &str) -> bool {
-    let b = s.as_bytes();
-    let mut i = usize::from(b.first() == Some(&b'-'));
-    let digits = |i: &mut usize| {
-        let from = *i;
-        while *i < b.len() && b[*i].is_ascii_digit() {
-            *i += 1;
-        }
-        *i > from
-    };
-    if b.get(i) == Some(&b'0') {
-        i += 1;
-    } else if !digits(&mut i) {
-        return false;
-    }
-    if b.get(i) == Some(&b'.') {
-        i += 1;
-        if !digits(&mut i) {
-            return false;
-        }
-    }
-    if matches!(b.get(i), Some(b'e' | b'E')) {
-        i += 1;
-        if matches!(b.get(i), Some(b'+' | b'-')) {
-            i += 1;
-        }
-        if !digits(&mut i) {
-            return false;
-        }
-    }
-    i == b.len()
 }
 
 /// bytea in the older escape format (`bytea_output = escape`).
@@ -382,10 +348,10 @@ mod tests {
     #[test]
     fn json_numbers() {
         for ok in ["0", "-0", "1.5", "1e+300", "-1.5E-7"] {
-            assert!(is_json_number(ok), "{ok}");
+            assert!(crate::value::is_json_number(ok), "{ok}");
         }
         for bad in ["", "-", "01", "1.", ".5", "1e", "NaN"] {
-            assert!(!is_json_number(bad), "{bad}");
+            assert!(!crate::value::is_json_number(bad), "{bad}");
         }
     }
 }

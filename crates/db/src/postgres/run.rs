@@ -482,6 +482,11 @@ impl Runner<'_> {
             })?;
             row_count += 1;
             if builder.is_due() {
+                // A cancel that reached a server already done sending ends the
+                // read here rather than after what is still on its way.
+                if self.requested.load(Ordering::SeqCst) {
+                    return Err(Stop::Failed(DbError::cancelled()));
+                }
                 sender.rows(&mut builder).await?;
             }
         }

@@ -172,3 +172,59 @@ fn tls_modes_against_a_server_with_a_certificate_and_cancel_over_tls() {
     let out = b.query(&s, "SELECT 1", json!({}));
     assert_eq!(out.rows(0), [json!([1])]);
 }
+
+/// Threads of the bridge named like a Postgres session's (`comm` is cut at 15 bytes).
+fn session_threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|name| name.starts_with("dbbridge-postgr"))
+        .count()
+}
+
+fn wait_for_threads(pid: u32, want: usize) -> usize {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let n = session_threads(pid);
+        if n == want || std::time::Instant::now() > deadline {
+            return n;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn each_session_runs_on_its_own_thread_which_ends_with_it() {
+    let Some(pg) = postgres() else { return };
+    let db = pg.create_database();
+    let mut b = Bridge::start();
+    // connection.test's connection goes with its answer.
+    b.ok("connection.test", json!({"connection": pg.connection(&db)}));
+    assert_eq!(wait_for_threads(b.pid(), 0), 0);
+
+    let sessions: Vec<String> = (0..6)
+        .map(|_| {
+            b.ok("session.open", json!({"connection": pg.connection(&db)}))["sessionId"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(session_threads(b.pid()), 6);
+    for s in &sessions {
+        let out = b.query(s, "SELECT 1", json!({}));
+        assert_eq!(out.rows(0), [json!([1])]);
+    }
+    // Closed idle, and closed in the middle of a query: both threads end.
+    let busy = b.start_query(&sessions[0], "SELECT pg_sleep(30)", json!({}));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    b.ok("session.close", json!({"sessionId": sessions[0]}));
+    let done = b.wait_done(&busy, std::time::Duration::from_secs(30));
+    assert_eq!(done["status"], "cancelled", "{done}");
+    b.ok("session.close", json!({"sessionId": sessions[1]}));
+    assert_eq!(wait_for_threads(b.pid(), 4), 4);
+    for s in &sessions[2..] {
+        b.ok("session.close", json!({"sessionId": s}));
+    }
+    assert_eq!(wait_for_threads(b.pid(), 0), 0);
+}

@@ -409,23 +409,14 @@ impl Runner<'_> {
         if !columns_sent {
             sender.columns(columns.as_deref().unwrap_or(&[])).await?;
         }
-        if !builder.is_empty() {
-            sender.rows(&mut builder).await?;
-        }
         let returns_rows = columns.is_some();
         let modifies = matches!(
             sender.command.as_str(),
             "INSERT" | "UPDATE" | "DELETE" | "MERGE" | "COPY"
         );
+        let affected = (modifies || !returns_rows).then_some(affected);
         sender
-            .done(ResultSummary {
-                result_index: sender.index,
-                command: sender.command.clone(),
-                row_count,
-                affected_rows: (modifies || !returns_rows).then_some(affected),
-                truncated,
-                last_insert_id: None,
-            })
+            .finish(&mut builder, row_count, affected, truncated)
             .await
     }
 
@@ -490,19 +481,7 @@ impl Runner<'_> {
                 sender.rows(&mut builder).await?;
             }
         }
-        if !builder.is_empty() {
-            sender.rows(&mut builder).await?;
-        }
-        sender
-            .done(ResultSummary {
-                result_index: sender.index,
-                command: sender.command.clone(),
-                row_count,
-                affected_rows: None,
-                truncated: false,
-                last_insert_id: None,
-            })
-            .await
+        sender.finish(&mut builder, row_count, None, false).await
     }
 
     /// A row-returning query read through a cursor.
@@ -618,18 +597,8 @@ impl Runner<'_> {
                 None => break,
             }
         }
-        if !builder.is_empty() {
-            sender.rows(&mut builder).await?;
-        }
         sender
-            .done(ResultSummary {
-                result_index: sender.index,
-                command: sender.command.clone(),
-                row_count,
-                affected_rows: None,
-                truncated,
-                last_insert_id: None,
-            })
+            .finish(&mut builder, row_count, None, truncated)
             .await
     }
 
@@ -760,7 +729,25 @@ impl Sender<'_> {
         .await
     }
 
-    async fn done(&self, summary: ResultSummary) -> Result<(), Stop> {
-        self.send(StreamItem::Done(summary)).await
+    /// Sends the rows left in `builder`, then the result's summary.
+    async fn finish(
+        &self,
+        builder: &mut BatchBuilder,
+        row_count: u64,
+        affected_rows: Option<u64>,
+        truncated: bool,
+    ) -> Result<(), Stop> {
+        if !builder.is_empty() {
+            self.rows(builder).await?;
+        }
+        self.send(StreamItem::Done(ResultSummary {
+            result_index: self.index,
+            command: self.command.clone(),
+            row_count,
+            affected_rows,
+            truncated,
+            last_insert_id: None,
+        }))
+        .await
     }
 }

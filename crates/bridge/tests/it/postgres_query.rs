@@ -727,3 +727,38 @@ fn a_server_restart_mid_query_fails_it_and_closes_the_session() {
     let s = open(&mut b, pg, &db);
     assert_eq!(b.query(&s, "SELECT 1", json!({})).rows(0), [json!([1])]);
 }
+
+#[test]
+fn bytes_that_are_not_utf8_in_a_sql_ascii_database_fail_clearly_and_the_session_goes_on() {
+    let Some(pg) = postgres() else { return };
+    let db = format!("{}_ascii", pg.create_database());
+    psql_ok(
+        &pg,
+        "postgres",
+        &format!(
+            "CREATE DATABASE {db} ENCODING 'SQL_ASCII' TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'"
+        ),
+    );
+    // A Latin-1 byte, which SQL_ASCII stores as it is.
+    psql_ok(
+        &pg,
+        &db,
+        "CREATE TABLE t (n int, v text); INSERT INTO t VALUES (1, E'caf\\xe9'), (2, 'plain')",
+    );
+    let mut b = Bridge::start();
+    let s = open(&mut b, &pg, &db);
+    // The server refuses to send it as UTF-8: the query fails with its SQLSTATE.
+    let out = b.query(&s, "SELECT n, v FROM t ORDER BY n", json!({}));
+    assert_eq!(out.status(), "failed", "{}", out.done);
+    assert_eq!(
+        out.done["error"]["details"]["sqlstate"], "22021",
+        "{}",
+        out.done
+    );
+    // The rest of the table reads, through COPY and through a cursor.
+    for extra in [json!({}), json!({"maxRows": 5})] {
+        let out = b.query(&s, "SELECT n, v FROM t WHERE n = 2", extra);
+        assert_eq!(out.status(), "completed", "{}", out.done);
+        assert_eq!(out.rows(0), [json!([2, "plain"])]);
+    }
+}

@@ -256,6 +256,15 @@ fn failed(error: tokio_postgres::Error) -> Stop {
     Stop::Failed(query_error(error))
 }
 
+/// The error of `prefix` + the user's statement, its position moved back
+/// into the statement.
+fn failed_after(prefix: &str, error: tokio_postgres::Error) -> Stop {
+    let mut error = query_error(error);
+    let prefix = prefix.chars().count() as u32;
+    error.position = error.position.and_then(|p| p.checked_sub(prefix));
+    Stop::Failed(error)
+}
+
 /// A described column: name, type, type modifier.
 struct PgColumn {
     name: String,
@@ -435,13 +444,7 @@ impl Runner<'_> {
         // The newline ends a trailing `--` comment.
         const PREFIX: &str = "COPY (\n";
         let copy = format!("{PREFIX}{sql}\n) TO STDOUT");
-        let unprefixed = |error: tokio_postgres::Error| {
-            let mut error = query_error(error);
-            error.position = error
-                .position
-                .and_then(|p| p.checked_sub(PREFIX.len() as u32));
-            Stop::Failed(error)
-        };
+        let unprefixed = |error| failed_after(PREFIX, error);
         let stream = self
             .client()
             .copy_out(copy.as_str())
@@ -532,11 +535,12 @@ impl Runner<'_> {
         sender: &Sender<'_>,
     ) -> Result<(), Stop> {
         let declare = format!("DECLARE {name} NO SCROLL CURSOR FOR ");
-        let prefix = declare.chars().count() as u32;
-        if let Err(error) = self.client().batch_execute(&(declare + sql)).await {
-            let mut error = query_error(error);
-            error.position = error.position.and_then(|p| p.checked_sub(prefix));
-            return Err(Stop::Failed(error));
+        if let Err(error) = self
+            .client()
+            .batch_execute(&format!("{declare}{sql}"))
+            .await
+        {
+            return Err(failed_after(&declare, error));
         }
         let columns = self.column_infos(&described).await;
         sender.columns(&columns).await?;

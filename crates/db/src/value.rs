@@ -238,16 +238,39 @@ pub fn is_json_number(s: &str) -> bool {
     i == b.len()
 }
 
-/// Whether any byte of `word` is a control character, `"` or `\\` (exact:
-/// the classic "has a zero byte" test, on `word` and on `word` xor'ed with
-/// each special byte).
-fn word_needs_escape(word: u64) -> bool {
+/// Byte tests on eight bytes at a time, in a register (the classic "has a
+/// zero byte" trick). Each returns the lanes' high bits; a lane can only be
+/// flagged wrongly above a truly flagged one, so "any" and "lowest" are exact.
+pub(crate) mod word {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS != 0;
-    // Some byte below 0x20.
-    let below = word.wrapping_sub(ONES * 0x20) & !word & HIGHS != 0;
-    below || has_zero(word ^ (ONES * u64::from(b'"'))) || has_zero(word ^ (ONES * u64::from(b'\\')))
+
+    /// The eight bytes of `bytes` from `from`, little-endian, if there are eight.
+    pub(crate) fn at(bytes: &[u8], from: usize) -> Option<u64> {
+        let mut le = [0u8; 8];
+        le.copy_from_slice(bytes.get(from..from.checked_add(8)?)?);
+        Some(u64::from_le_bytes(le))
+    }
+
+    /// Lanes holding a byte below `n` (`n` at most 0x80).
+    pub(crate) fn below(word: u64, n: u8) -> u64 {
+        word.wrapping_sub(ONES * u64::from(n)) & !word & HIGHS
+    }
+
+    /// Lanes holding `b`.
+    pub(crate) fn equal(word: u64, b: u8) -> u64 {
+        below(word ^ (ONES * u64::from(b)), 1)
+    }
+
+    /// The index of the lowest flagged lane.
+    pub(crate) fn first(flags: u64) -> usize {
+        (flags.trailing_zeros() / 8) as usize
+    }
+}
+
+/// Whether any byte of `word` is a control character, `"` or `\\`.
+fn word_needs_escape(word: u64) -> bool {
+    word::below(word, 0x20) | word::equal(word, b'"') | word::equal(word, b'\\') != 0
 }
 
 /// Appends `s` escaped for the inside of a JSON string.
@@ -257,12 +280,11 @@ fn push_json_str_body(buf: &mut String, s: &str) {
     let mut i = 0;
     while i < bytes.len() {
         // Eight bytes at a time while none of them needs escaping.
-        if let Some(word) = bytes.get(i..i + 8) {
-            let word = u64::from_le_bytes(word.try_into().unwrap_or([0; 8]));
-            if !word_needs_escape(word) {
-                i += 8;
-                continue;
-            }
+        if let Some(word) = word::at(bytes, i)
+            && !word_needs_escape(word)
+        {
+            i += 8;
+            continue;
         }
         let b = bytes[i];
         if !NEEDS_ESCAPE[b as usize] {

@@ -5,6 +5,8 @@
 //! (what Postgres's `CopyAttributeOutText` writes). Each field is the type's
 //! output function text, the same text a `DataRow` in text format carries.
 
+use crate::value::word;
+
 /// Calls `field(i, value)` for each field of `line` (`None` for NULL) and
 /// returns how many fields there were. Escaped fields are decoded into
 /// `scratch`; the others are handed over as they are.
@@ -43,18 +45,10 @@ pub(super) fn each_field(
 /// and fields shorter, so this scans eight bytes at a time in a register
 /// rather than calling a vectorised search once per field.
 fn find_tab_or_backslash(bytes: &[u8], mut from: usize) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    // The lowest flagged byte is exact (a false flag can only sit above a true one).
-    let zero_bytes = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
-    while let Some(word) = bytes.get(from..from + 8) {
-        let mut le = [0u8; 8];
-        le.copy_from_slice(word);
-        let word = u64::from_le_bytes(le);
-        let hits = zero_bytes(word ^ (ONES * u64::from(b'\t')))
-            | zero_bytes(word ^ (ONES * u64::from(b'\\')));
+    while let Some(word) = word::at(bytes, from) {
+        let hits = word::equal(word, b'\t') | word::equal(word, b'\\');
         if hits != 0 {
-            return Some(from + (hits.trailing_zeros() / 8) as usize);
+            return Some(from + word::first(hits));
         }
         from += 8;
     }

@@ -68,6 +68,28 @@ impl<'a> RowWriter<'a> {
         push_float(self.buf, v);
     }
 
+    /// `float` from a single-precision value: the shortest text that reads
+    /// back as the same `f32` (not the longer one of its `f64` widening).
+    pub fn float32(&mut self, v: f32) {
+        self.sep();
+        if v.is_finite() {
+            self.buf.push_str(ryu::Buffer::new().format_finite(v));
+        } else {
+            push_float(self.buf, f64::from(v));
+        }
+    }
+
+    /// `float` with a fixed number of decimals (a column that declares them).
+    pub fn fixed(&mut self, v: f64, decimals: usize) {
+        use std::fmt::Write;
+        if !v.is_finite() {
+            self.float(v);
+            return;
+        }
+        self.sep();
+        let _ = write!(self.buf, "{v:.decimals$}");
+    }
+
     /// A string value (`text`, `decimal`, `uuid`, `json`, dates, ...).
     pub fn str(&mut self, s: &str) {
         self.sep();

@@ -73,6 +73,9 @@ enum Check {
     Text,
     Int,
     Float,
+    /// The stored single-precision value, every digit: the client is shown
+    /// the value widened to DOUBLE, as its own FLOAT text keeps six digits.
+    Float32,
     /// Base64 of the bytes whose `HEX()` the client prints.
     Hex,
     /// A `T` between date and time.
@@ -133,6 +136,30 @@ const EVERY: &[(&str, &str, &str, &str, &str, Check)] = &[
     ),
     ("c_float", "float", "1.5", "c_float", "float", Check::Float),
     (
+        "c_float_digits",
+        "float",
+        "0.1234567",
+        "CAST(c_float_digits AS DOUBLE)",
+        "float",
+        Check::Float32,
+    ),
+    (
+        "c_float_fixed",
+        "float(7,3)",
+        "3.14159",
+        "c_float_fixed",
+        "float",
+        Check::Float,
+    ),
+    (
+        "c_double_fixed",
+        "double(10,2)",
+        "12.5",
+        "c_double_fixed",
+        "float",
+        Check::Float,
+    ),
+    (
         "c_double",
         "double",
         "1e300",
@@ -173,6 +200,14 @@ const EVERY: &[(&str, &str, &str, &str, &str, Check)] = &[
         Check::Text,
     ),
     (
+        "c_time_frac",
+        "time(2)",
+        "'100:00:00.01'",
+        "c_time_frac",
+        "time",
+        Check::Text,
+    ),
+    (
         "c_dt",
         "datetime(6)",
         "'2024-02-29 13:45:07.123456'",
@@ -196,7 +231,23 @@ const EVERY: &[(&str, &str, &str, &str, &str, Check)] = &[
         "timestamp",
         Check::DateTime,
     ),
+    (
+        "c_zero_dt_frac",
+        "datetime(3)",
+        "'0000-00-00 00:00:00'",
+        "c_zero_dt_frac",
+        "timestamp",
+        Check::Text,
+    ),
     ("c_year", "year", "2024", "c_year", "int", Check::Int),
+    (
+        "c_year_zero",
+        "year",
+        "0",
+        "c_year_zero",
+        "int",
+        Check::Text,
+    ),
     ("c_char", "char(5)", "'ab'", "c_char", "text", Check::Text),
     (
         "c_varchar",
@@ -307,38 +358,56 @@ fn every_type_matches_what_the_mariadb_client_prints() {
     let printed: Vec<&str> = printed.trim_end_matches('\n').split('\t').collect();
     assert_eq!(printed.len(), EVERY.len(), "{printed:?}");
 
+    client_ok(
+        &my,
+        &db,
+        "CREATE PROCEDURE every_rows() SELECT * FROM every ORDER BY c_int IS NULL",
+    );
+
     let mut b = Bridge::start();
     let s = open(&mut b, &my, &db);
-    let out = b.query(&s, "SELECT * FROM every ORDER BY c_int IS NULL", json!({}));
-    assert_eq!(out.status(), "completed", "{}", out.done);
-    let cols = &out.results[0].columns;
-    let row = out.rows(0)[0].as_array().unwrap();
-    let nulls = out.rows(0)[1].as_array().unwrap();
-    for (i, (name, _, _, _, kind, check)) in EVERY.iter().enumerate() {
-        let got = &row[i];
-        // The client escapes newlines in --batch output.
-        let want = printed[i].replace("\\n", "\n");
-        assert_eq!(cols[i]["name"], *name);
-        assert_eq!(cols[i]["kind"], *kind, "{name}: {}", cols[i]);
-        if *name != "c_ts" {
-            assert_eq!(nulls[i], Value::Null, "{name}");
-        }
-        let ok = match check {
-            Check::Text => got.as_str() == Some(want.as_str()),
-            Check::Int => got.as_i64().map(|n| n.to_string()) == Some(want.clone()),
-            Check::Float => got.as_f64() == want.parse::<f64>().ok(),
-            Check::Hex => {
-                use std::fmt::Write;
-                let bytes = base64_decode(got.as_str().unwrap_or_default());
-                let hex = bytes.iter().fold(String::new(), |mut s, b| {
-                    let _ = write!(s, "{b:02X}");
-                    s
-                });
-                hex == want
+    // A query is read in the binary protocol; a procedure's rows come in text.
+    let binary = b.query(&s, "SELECT * FROM every ORDER BY c_int IS NULL", json!({}));
+    let text = b.query(&s, "CALL every_rows()", json!({}));
+    for (out, protocol) in [(&binary, "binary"), (&text, "text")] {
+        assert_eq!(out.status(), "completed", "{protocol}: {}", out.done);
+        let cols = &out.results[0].columns;
+        let row = out.rows(0)[0].as_array().unwrap();
+        let nulls = out.rows(0)[1].as_array().unwrap();
+        for (i, (name, _, _, _, kind, check)) in EVERY.iter().enumerate() {
+            let got = &row[i];
+            // The client escapes newlines in --batch output.
+            let want = printed[i].replace("\\n", "\n");
+            assert_eq!(cols[i]["name"], *name);
+            assert_eq!(cols[i]["kind"], *kind, "{protocol} {name}: {}", cols[i]);
+            if *name != "c_ts" {
+                assert_eq!(nulls[i], Value::Null, "{protocol} {name}");
             }
-            Check::DateTime => got.as_str().map(|s| s.replacen('T', " ", 1)) == Some(want.clone()),
-        };
-        assert!(ok, "{name}: bridge {got} vs client {want:?}");
+            let ok = match check {
+                Check::Text => got.as_str() == Some(want.as_str()),
+                Check::Int => got.as_i64().map(|n| n.to_string()) == Some(want.clone()),
+                Check::Float => got.as_f64() == want.parse::<f64>().ok(),
+                // The text protocol carries the server's six-digit rounding.
+                Check::Float32 if protocol == "text" => got.as_f64() == Some(0.123457),
+                Check::Float32 => {
+                    got.as_f64().map(|v| v as f32) == want.parse::<f64>().ok().map(|v| v as f32)
+                        && got.as_f64() == Some(0.1234567)
+                }
+                Check::Hex => {
+                    use std::fmt::Write;
+                    let bytes = base64_decode(got.as_str().unwrap_or_default());
+                    let hex = bytes.iter().fold(String::new(), |mut s, b| {
+                        let _ = write!(s, "{b:02X}");
+                        s
+                    });
+                    hex == want
+                }
+                Check::DateTime => {
+                    got.as_str().map(|s| s.replacen('T', " ", 1)) == Some(want.clone())
+                }
+            };
+            assert!(ok, "{protocol} {name}: bridge {got} vs client {want:?}");
+        }
     }
 }
 
@@ -496,6 +565,17 @@ fn delimiter_scripts_errors_and_parameters() {
     assert_eq!(e["code"], "QUERY_FAILED");
     assert_eq!(e["details"]["errno"], 1064);
     assert_eq!(e["details"]["sqlstate"], "42000");
+
+    // What the client library would read as placeholders: data inside a
+    // string, and outside one the server's own error, naming the text as given.
+    let out = b.query(&s, "SELECT ':name ?' AS t, 1 AS n", json!({}));
+    assert_eq!(out.status(), "completed", "{}", out.done);
+    assert_eq!(out.rows(0), [json!([":name ?", 1])]);
+    let out = b.query(&s, "SELECT 1 AS n FROM DUAL WHERE 1 = :name", json!({}));
+    assert_eq!(out.status(), "failed", "{}", out.done);
+    let e = &out.done["error"];
+    assert_eq!(e["details"]["errno"], 1064, "{e}");
+    assert!(e["message"].as_str().unwrap().contains(":name"), "{e}");
 
     let out = b.query(
         &s,

@@ -196,6 +196,10 @@ fn worker(
                 cancel,
             } => {
                 run::run_script(&conn, &sql, &options, &out, &cancel);
+                // Before the stream ends, so `session.list` after `query.done`
+                // is current.
+                in_transaction.store(!conn.is_autocommit(), Ordering::SeqCst);
+                drop(out);
             }
             Command::Ping(reply) => {
                 let _ = reply.send(

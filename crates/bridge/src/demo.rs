@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::server::{Bridge, BridgeConfig};
-use crate::transport::Inbound;
 use crate::transport::memory::{self, MemoryClient};
+use crate::transport::{Inbound, Outbound};
 
 #[derive(clap::Args)]
 pub struct DemoArgs {
@@ -317,7 +317,7 @@ fn build_script() -> String {
 /// A minimal front end on the in-memory transport.
 struct DemoClient {
     tx: mpsc::Sender<Inbound>,
-    rx: mpsc::Receiver<String>,
+    rx: mpsc::Receiver<Outbound>,
     next_id: i64,
     events: VecDeque<Value>,
 }
@@ -338,7 +338,7 @@ impl DemoClient {
             .recv()
             .await
             .context("the bridge closed the connection")?;
-        Ok(serde_json::from_str(&text)?)
+        Ok(serde_json::from_str(&text.into_string())?)
     }
 
     /// Sends a request and returns `data`, or fails with the error's code.

@@ -157,7 +157,7 @@ async fn serve(args: ServeArgs, config: BridgeConfig) -> Result<()> {
 
     match args.ws {
         None => {
-            let (connection, writer) = transport::stdio::start(args.max_message_bytes);
+            let (connection, writer) = transport::stdio::start(args.max_message_bytes)?;
             let served = tokio::spawn(server::serve_connection(bridge.clone(), connection));
             tokio::select! {
                 // EOF on stdin: the parent is gone.

@@ -17,6 +17,7 @@ use tracing::Instrument;
 use crate::errors::db_error;
 use crate::server::Bridge;
 use crate::session::Session;
+use crate::transport::Outbound;
 
 /// The control surface of one running query.
 pub struct QueryControl {
@@ -140,7 +141,7 @@ async fn drive(
                     result_index,
                     batch_index,
                     pending_columns.take(),
-                    &batch.json,
+                    batch.json,
                 );
                 batch_index += 1;
                 text
@@ -153,7 +154,7 @@ async fn drive(
                         summary.result_index,
                         batch_index,
                         Some(columns),
-                        "[]",
+                        "[]".to_string(),
                     )
                 });
                 results.push(summary);
@@ -242,23 +243,25 @@ fn result_event(
     result_index: u32,
     batch_index: u32,
     columns: Option<Vec<ColumnInfo>>,
-    rows_json: &str,
-) -> String {
-    let mut out = String::with_capacity(rows_json.len() + 160);
-    out.push_str(r#"{"jsonrpc":"2.0","method":"query.result","params":{"sessionId":"#);
-    dbbridge_db::value::push_json_str(&mut out, &session.id);
-    out.push_str(r#","queryId":"#);
-    dbbridge_db::value::push_json_str(&mut out, &control.query_id);
-    out.push_str(r#","resultIndex":"#);
-    out.push_str(itoa::Buffer::new().format(result_index));
-    out.push_str(r#","batchIndex":"#);
-    out.push_str(itoa::Buffer::new().format(batch_index));
+    rows_json: String,
+) -> Outbound {
+    let mut head = String::with_capacity(192);
+    head.push_str(r#"{"jsonrpc":"2.0","method":"query.result","params":{"sessionId":"#);
+    dbbridge_db::value::push_json_str(&mut head, &session.id);
+    head.push_str(r#","queryId":"#);
+    dbbridge_db::value::push_json_str(&mut head, &control.query_id);
+    head.push_str(r#","resultIndex":"#);
+    head.push_str(itoa::Buffer::new().format(result_index));
+    head.push_str(r#","batchIndex":"#);
+    head.push_str(itoa::Buffer::new().format(batch_index));
     if let Some(columns) = columns {
-        out.push_str(r#","columns":"#);
-        out.push_str(&serde_json::to_string(&columns).unwrap_or_else(|_| "[]".into()));
+        head.push_str(r#","columns":"#);
+        head.push_str(&serde_json::to_string(&columns).unwrap_or_else(|_| "[]".into()));
     }
-    out.push_str(r#","rows":"#);
-    out.push_str(rows_json);
-    out.push_str("}}");
-    out
+    head.push_str(r#","rows":"#);
+    Outbound {
+        head,
+        body: rows_json,
+        tail: "}}",
+    }
 }

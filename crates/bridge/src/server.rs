@@ -23,7 +23,7 @@ use crate::router::{Route, Router};
 use crate::secrets::SecretStore;
 use crate::session::SessionManager;
 use crate::shutdown::Shutdown;
-use crate::transport::{Connection, Inbound};
+use crate::transport::{Connection, Inbound, Outbound};
 
 /// Requests of one client being served at once; past this the loop stops
 /// reading, which pushes back on the client.
@@ -107,13 +107,13 @@ impl Bridge {
 #[derive(Clone, Debug)]
 pub struct Client {
     pub id: u64,
-    outbound: mpsc::Sender<String>,
+    outbound: mpsc::Sender<Outbound>,
 }
 
 impl Client {
     /// Queues one message; waits while the queue is full. False once the client is gone.
-    pub async fn send(&self, text: String) -> bool {
-        self.outbound.send(text).await.is_ok()
+    pub async fn send(&self, text: impl Into<Outbound>) -> bool {
+        self.outbound.send(text.into()).await.is_ok()
     }
 
     /// Sends an event of the contract.

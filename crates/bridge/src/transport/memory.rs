@@ -3,13 +3,13 @@
 
 use tokio::sync::mpsc;
 
-use super::{Connection, INBOUND_QUEUE, Inbound, OUTBOUND_QUEUE};
+use super::{Connection, INBOUND_QUEUE, Inbound, OUTBOUND_QUEUE, Outbound};
 
 /// The client's end of an in-memory connection.
 #[derive(Debug)]
 pub struct MemoryClient {
     pub sender: mpsc::Sender<Inbound>,
-    pub receiver: mpsc::Receiver<String>,
+    pub receiver: mpsc::Receiver<Outbound>,
 }
 
 /// A connected pair: the server's end and the client's end.

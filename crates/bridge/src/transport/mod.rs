@@ -1,6 +1,7 @@
 //! Transports. Every transport yields the same [`Connection`]: a bounded
-//! channel of inbound frames and a bounded channel of outbound JSON texts, so
-//! the server loop never knows whether it talks over stdio, WebSocket or memory.
+//! channel of inbound frames and a bounded channel of outbound JSON texts
+//! ([`Outbound`]), so the server loop never knows whether it talks over stdio,
+//! WebSocket or memory.
 
 pub mod memory;
 pub mod stdio;
@@ -32,5 +33,46 @@ pub enum Inbound {
 #[derive(Debug)]
 pub struct Connection {
     pub receiver: mpsc::Receiver<Inbound>,
-    pub sender: mpsc::Sender<String>,
+    pub sender: mpsc::Sender<Outbound>,
+}
+
+/// One outbound JSON text, held as the parts it was built from: a query
+/// batch travels as its envelope's head, the rows exactly as the connector
+/// encoded them, and the closing braces, so a megabyte of rows is not copied
+/// into the envelope. stdio writes the parts as they are; other transports
+/// join them.
+#[derive(Debug, Default)]
+pub struct Outbound {
+    pub head: String,
+    pub body: String,
+    pub tail: &'static str,
+}
+
+impl Outbound {
+    /// The parts, in order.
+    pub fn parts(&self) -> [&str; 3] {
+        [&self.head, &self.body, self.tail]
+    }
+
+    /// The whole text (no copy for a message built in one piece).
+    pub fn into_string(self) -> String {
+        if self.body.is_empty() && self.tail.is_empty() {
+            return self.head;
+        }
+        let mut text = self.head;
+        text.reserve_exact(self.body.len() + self.tail.len());
+        text.push_str(&self.body);
+        text.push_str(self.tail);
+        text
+    }
+}
+
+impl From<String> for Outbound {
+    fn from(head: String) -> Self {
+        Outbound {
+            head,
+            body: String::new(),
+            tail: "",
+        }
+    }
 }

@@ -1,42 +1,49 @@
 //! stdio transport: one JSON message per line on stdin and stdout.
 //! stdout carries nothing else; a line over the cap is discarded without being
 //! buffered whole, and answered with an error by the server loop.
+//!
+//! Writing is a thread of its own doing blocking `writev` calls on stdout: a
+//! message goes out in the parts it was built from (a batch's rows are not
+//! copied again), messages already queued go in the same call, and no
+//! runtime worker waits on a slow reader.
 
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use std::io::{IoSlice, Write};
 
-use super::{Connection, INBOUND_QUEUE, Inbound, OUTBOUND_QUEUE};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, BufReader};
+use tokio::sync::{mpsc, oneshot};
 
-/// Starts the reader and writer tasks on the process's stdin and stdout.
-/// The returned handle finishes once every outbound message has been written
-/// and flushed (all senders dropped), so `main` can wait for it before exiting.
-pub fn start(max_message_bytes: usize) -> (Connection, JoinHandle<()>) {
+use super::{Connection, INBOUND_QUEUE, Inbound, OUTBOUND_QUEUE, Outbound};
+
+/// How many queued messages one `writev` may carry (4 slices each, well
+/// under the system's 1024).
+const MESSAGES_PER_WRITE: usize = 64;
+
+/// Starts the reader task on stdin and the writer thread on stdout. The
+/// returned receiver resolves once every outbound message has been written
+/// (all senders dropped) or stdout has failed, so `main` can wait for it
+/// before exiting; the thread itself never holds the process open.
+pub fn start(max_message_bytes: usize) -> std::io::Result<(Connection, oneshot::Receiver<()>)> {
+    use std::os::fd::AsFd;
     let stdin = BufReader::with_capacity(256 * 1024, tokio::io::stdin());
-    start_on(stdin, tokio::io::stdout(), max_message_bytes)
-}
-
-/// The same over any reader and writer (tests use pipes).
-pub fn start_on<R, W>(
-    reader: R,
-    writer: W,
-    max_message_bytes: usize,
-) -> (Connection, JoinHandle<()>)
-where
-    R: AsyncBufRead + Unpin + Send + 'static,
-    W: AsyncWrite + Unpin + Send + 'static,
-{
+    // Our own handle on fd 1, written without std's line buffer.
+    let stdout = std::fs::File::from(std::io::stdout().as_fd().try_clone_to_owned()?);
     let (in_tx, in_rx) = mpsc::channel(INBOUND_QUEUE);
     let (out_tx, out_rx) = mpsc::channel(OUTBOUND_QUEUE);
-    tokio::spawn(read_lines(reader, in_tx, max_message_bytes));
-    let writer = tokio::spawn(write_lines(writer, out_rx));
-    (
+    let (done_tx, done_rx) = oneshot::channel();
+    tokio::spawn(read_lines(stdin, in_tx, max_message_bytes));
+    std::thread::Builder::new()
+        .name("dbbridge-stdout".into())
+        .spawn(move || {
+            write_lines(stdout, out_rx);
+            let _ = done_tx.send(());
+        })?;
+    Ok((
         Connection {
             receiver: in_rx,
             sender: out_tx,
         },
-        writer,
-    )
+        done_rx,
+    ))
 }
 
 async fn read_lines<R: AsyncBufRead + Unpin>(
@@ -100,26 +107,139 @@ fn frame(mut bytes: Vec<u8>) -> Inbound {
     )
 }
 
-async fn write_lines<W: AsyncWrite + Unpin>(writer: W, mut rx: mpsc::Receiver<String>) {
-    let mut out = tokio::io::BufWriter::with_capacity(256 * 1024, writer);
-    while let Some(msg) = rx.recv().await {
-        if write_one(&mut out, &msg).await.is_err() {
-            break;
-        }
-        // Write everything already queued before paying for a flush.
-        while let Ok(msg) = rx.try_recv() {
-            if write_one(&mut out, &msg).await.is_err() {
-                return;
+/// Writes messages, each followed by a newline, until every sender is gone
+/// or the writer fails (the reader has gone away).
+fn write_lines<W: Write>(mut out: W, mut rx: mpsc::Receiver<Outbound>) {
+    let mut pending: Vec<Outbound> = Vec::with_capacity(MESSAGES_PER_WRITE);
+    while let Some(first) = rx.blocking_recv() {
+        pending.push(first);
+        while pending.len() < MESSAGES_PER_WRITE {
+            match rx.try_recv() {
+                Ok(msg) => pending.push(msg),
+                Err(_) => break,
             }
         }
-        if out.flush().await.is_err() {
-            break;
+        let mut slices: Vec<IoSlice<'_>> = pending
+            .iter()
+            .flat_map(|msg| {
+                let [head, body, tail] = msg.parts();
+                [head, body, tail, "\n"]
+            })
+            .filter(|part| !part.is_empty())
+            .map(|part| IoSlice::new(part.as_bytes()))
+            .collect();
+        if let Err(error) = write_all_vectored(&mut out, &mut slices) {
+            tracing::info!(%error, "stdout write failed; the reader is gone");
+            return;
         }
+        pending.clear();
     }
-    let _ = out.flush().await;
 }
 
-async fn write_one<W: AsyncWrite + Unpin>(out: &mut W, msg: &str) -> std::io::Result<()> {
-    out.write_all(msg.as_bytes()).await?;
-    out.write_all(b"\n").await
+/// `write_all` for slices: `writev` until all are written.
+fn write_all_vectored<W: Write>(
+    out: &mut W,
+    mut slices: &mut [IoSlice<'_>],
+) -> std::io::Result<()> {
+    while !slices.is_empty() {
+        match out.write_vectored(slices) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut slices, n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writer that takes at most `step` bytes a call, as a full pipe does.
+    struct Trickle {
+        out: Vec<u8>,
+        step: usize,
+    }
+
+    impl Write for Trickle {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(self.step);
+            self.out.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+
+        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> std::io::Result<usize> {
+            let mut left = self.step;
+            let mut written = 0;
+            for buf in bufs {
+                let n = buf.len().min(left);
+                self.out.extend_from_slice(&buf[..n]);
+                written += n;
+                left -= n;
+                if left == 0 {
+                    break;
+                }
+            }
+            Ok(written)
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn messages_in_parts_come_out_whole_one_per_line_through_short_writes() {
+        for step in [1, 3, 7, 64, 1 << 20] {
+            let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
+            let mut expected = String::new();
+            let writer = std::thread::spawn(move || {
+                let mut out = Trickle {
+                    out: Vec::new(),
+                    step,
+                };
+                write_lines(&mut out, rx);
+                out.out
+            });
+            for i in 0..200 {
+                let msg = if i % 3 == 0 {
+                    Outbound::from(format!(r#"{{"plain":{i}}}"#))
+                } else {
+                    Outbound {
+                        head: format!(r#"{{"batch":{i},"rows":"#),
+                        body: format!("[[{i},\"x\"]]")
+                            .repeat(1 + i % 5)
+                            .replace("]][[", "],["),
+                        tail: "}",
+                    }
+                };
+                expected.push_str(&msg.parts().concat());
+                expected.push('\n');
+                tx.blocking_send(msg).unwrap();
+            }
+            drop(tx);
+            let written = writer.join().unwrap();
+            assert_eq!(String::from_utf8(written).unwrap(), expected, "step {step}");
+        }
+    }
+
+    #[test]
+    fn a_failing_writer_ends_the_thread_and_drops_what_is_queued() {
+        struct Broken;
+        impl Write for Broken {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                Err(std::io::ErrorKind::BrokenPipe.into())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
+        tx.blocking_send(Outbound::from("{}".to_string())).unwrap();
+        let writer = std::thread::spawn(move || write_lines(Broken, rx));
+        writer.join().unwrap();
+        // The receiver is gone with the thread: senders learn it.
+        assert!(tx.blocking_send(Outbound::from("{}".to_string())).is_err());
+    }
 }

@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{Connection, INBOUND_QUEUE, Inbound, OUTBOUND_QUEUE};
+use super::{Connection, INBOUND_QUEUE, Inbound, OUTBOUND_QUEUE, Outbound};
 
 /// Called once per accepted client with its connection; it serves it.
 pub type OnConnection = Arc<dyn Fn(Connection) + Send + Sync>;
@@ -107,7 +107,7 @@ fn authorize(
 
 async fn serve_socket(socket: WebSocket, state: Arc<WsState>) {
     let (in_tx, in_rx) = mpsc::channel(INBOUND_QUEUE);
-    let (out_tx, mut out_rx) = mpsc::channel::<String>(OUTBOUND_QUEUE);
+    let (out_tx, mut out_rx) = mpsc::channel::<Outbound>(OUTBOUND_QUEUE);
     (state.on_connection)(Connection {
         receiver: in_rx,
         sender: out_tx,
@@ -117,7 +117,11 @@ async fn serve_socket(socket: WebSocket, state: Arc<WsState>) {
 
     let writer = tokio::spawn(async move {
         while let Some(text) = out_rx.recv().await {
-            if sink.send(Message::Text(text.into())).await.is_err() {
+            if sink
+                .send(Message::Text(text.into_string().into()))
+                .await
+                .is_err()
+            {
                 break;
             }
         }

@@ -565,6 +565,12 @@ fn delimiter_scripts_errors_and_parameters() {
     assert_eq!(e["code"], "QUERY_FAILED");
     assert_eq!(e["details"]["errno"], 1064);
     assert_eq!(e["details"]["sqlstate"], "42000");
+    // A query the server refuses to prepare fails with the same error as text.
+    let out = b.query(&s, "SELECT * FROM no_such_table", json!({}));
+    assert_eq!(out.status(), "failed", "{}", out.done);
+    let e = &out.done["error"];
+    assert_eq!(e["details"]["errno"], 1146, "{e}");
+    assert_eq!(e["details"]["sqlstate"], "42S02", "{e}");
 
     // What the client library would read as placeholders: data inside a
     // string, and outside one the server's own error, naming the text as given.

@@ -104,6 +104,10 @@ async fn drive(
     let mut batch_index = 0u32;
     let mut stop: Option<Stop> = None;
     let mut failure: Option<RpcError> = None;
+    // A result whose columns came but whose summary did not: if the stream
+    // ends there, the engine's task died (a panic in a driver), and the rows
+    // sent are not the whole result.
+    let mut open_result = false;
 
     loop {
         let item = tokio::select! {
@@ -127,6 +131,7 @@ async fn drive(
         }
         let text = match item {
             Ok(StreamItem::Columns { columns, .. }) => {
+                open_result = true;
                 pending_columns = Some(columns);
                 batch_index = 0;
                 continue;
@@ -147,6 +152,7 @@ async fn drive(
                 text
             }
             Ok(StreamItem::Done(summary)) => {
+                open_result = false;
                 let text = pending_columns.take().map(|columns| {
                     result_event(
                         session,
@@ -186,6 +192,12 @@ async fn drive(
         }
     }
 
+    if open_result && failure.is_none() {
+        tracing::error!("the engine's stream ended inside a result");
+        failure = Some(RpcError::internal(
+            "the query's reader stopped before the end of its result; the rows sent may be incomplete",
+        ));
+    }
     let (status, error) = match (stop, failure) {
         (Some(Stop::Timeout), _) => (
             QueryStatus::Timeout,

@@ -192,7 +192,8 @@ async fn drive(
         }
     }
 
-    if open_result && failure.is_none() {
+    // (A cancelled or timed-out read stops inside a result on purpose.)
+    if open_result && stop.is_none() && failure.is_none() {
         tracing::error!("the engine's stream ended inside a result");
         failure = Some(RpcError::internal(
             "the query's reader stopped before the end of its result; the rows sent may be incomplete",

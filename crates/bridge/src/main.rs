@@ -166,11 +166,13 @@ async fn serve(args: ServeArgs, config: BridgeConfig) -> Result<()> {
             }
             bridge.stop().await;
             drop(bridge);
-            if tokio::time::timeout(Duration::from_secs(5), writer)
+            if !writer
+                .drained(Duration::from_secs(5), Duration::from_secs(1))
                 .await
-                .is_err()
             {
-                tracing::warn!("stdout did not drain within 5 s of shutdown");
+                tracing::warn!(
+                    "stdout did not drain: the reader took nothing for 1 s, or 5 s passed"
+                );
             }
         }
         Some(addr) => {

@@ -8,6 +8,9 @@
 //! runtime worker waits on a slow reader.
 
 use std::io::{IoSlice, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, BufReader};
 use tokio::sync::{mpsc, oneshot};
@@ -18,23 +21,55 @@ use super::{Connection, INBOUND_QUEUE, Inbound, OUTBOUND_QUEUE, Outbound};
 /// under the system's 1024).
 const MESSAGES_PER_WRITE: usize = 64;
 
-/// Starts the reader task on stdin and the writer thread on stdout. The
-/// returned receiver resolves once every outbound message has been written
-/// (all senders dropped) or stdout has failed, so `main` can wait for it
-/// before exiting; the thread itself never holds the process open.
-pub fn start(max_message_bytes: usize) -> std::io::Result<(Connection, oneshot::Receiver<()>)> {
+/// The writer thread, as `main` sees it at exit.
+pub struct Writer {
+    done: oneshot::Receiver<()>,
+    /// Bytes written so far.
+    written: Arc<AtomicU64>,
+}
+
+impl Writer {
+    /// Waits until every outbound message has been written (all senders
+    /// dropped) or stdout has failed. Gives up after `limit`, or sooner once
+    /// the reader has taken nothing for `stalled`: a front end that stopped
+    /// reading does not hold the exit up. Returns whether it drained.
+    pub async fn drained(mut self, limit: Duration, stalled: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut seen = self.written.load(Ordering::Relaxed);
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if tokio::time::timeout(stalled.min(left), &mut self.done)
+                .await
+                .is_ok()
+            {
+                return true;
+            }
+            let now = self.written.load(Ordering::Relaxed);
+            if now == seen || left <= stalled {
+                return false;
+            }
+            seen = now;
+        }
+    }
+}
+
+/// Starts the reader task on stdin and the writer thread on stdout; the
+/// thread itself never holds the process open (see [`Writer::drained`]).
+pub fn start(max_message_bytes: usize) -> std::io::Result<(Connection, Writer)> {
     use std::os::fd::AsFd;
     let stdin = BufReader::with_capacity(256 * 1024, tokio::io::stdin());
     // Our own handle on fd 1, written without std's line buffer.
     let stdout = std::fs::File::from(std::io::stdout().as_fd().try_clone_to_owned()?);
     let (in_tx, in_rx) = mpsc::channel(INBOUND_QUEUE);
     let (out_tx, out_rx) = mpsc::channel(OUTBOUND_QUEUE);
-    let (done_tx, done_rx) = oneshot::channel();
+    let (done_tx, done) = oneshot::channel();
+    let written = Arc::new(AtomicU64::new(0));
     tokio::spawn(read_lines(stdin, in_tx, max_message_bytes));
+    let counter = written.clone();
     std::thread::Builder::new()
         .name("dbbridge-stdout".into())
         .spawn(move || {
-            write_lines(stdout, out_rx);
+            write_lines(stdout, out_rx, &counter);
             let _ = done_tx.send(());
         })?;
     Ok((
@@ -42,7 +77,7 @@ pub fn start(max_message_bytes: usize) -> std::io::Result<(Connection, oneshot::
             receiver: in_rx,
             sender: out_tx,
         },
-        done_rx,
+        Writer { done, written },
     ))
 }
 
@@ -109,7 +144,7 @@ fn frame(mut bytes: Vec<u8>) -> Inbound {
 
 /// Writes messages, each followed by a newline, until every sender is gone
 /// or the writer fails (the reader has gone away).
-fn write_lines<W: Write>(mut out: W, mut rx: mpsc::Receiver<Outbound>) {
+fn write_lines<W: Write>(mut out: W, mut rx: mpsc::Receiver<Outbound>, written: &AtomicU64) {
     let mut pending: Vec<Outbound> = Vec::with_capacity(MESSAGES_PER_WRITE);
     while let Some(first) = rx.blocking_recv() {
         pending.push(first);
@@ -128,7 +163,7 @@ fn write_lines<W: Write>(mut out: W, mut rx: mpsc::Receiver<Outbound>) {
             .filter(|part| !part.is_empty())
             .map(|part| IoSlice::new(part.as_bytes()))
             .collect();
-        if let Err(error) = write_all_vectored(&mut out, &mut slices) {
+        if let Err(error) = write_all_vectored(&mut out, &mut slices, written) {
             tracing::info!(%error, "stdout write failed; the reader is gone");
             return;
         }
@@ -140,11 +175,15 @@ fn write_lines<W: Write>(mut out: W, mut rx: mpsc::Receiver<Outbound>) {
 fn write_all_vectored<W: Write>(
     out: &mut W,
     mut slices: &mut [IoSlice<'_>],
+    written: &AtomicU64,
 ) -> std::io::Result<()> {
     while !slices.is_empty() {
         match out.write_vectored(slices) {
             Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-            Ok(n) => IoSlice::advance_slices(&mut slices, n),
+            Ok(n) => {
+                written.fetch_add(n as u64, Ordering::Relaxed);
+                IoSlice::advance_slices(&mut slices, n);
+            }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
@@ -199,7 +238,9 @@ mod tests {
                     out: Vec::new(),
                     step,
                 };
-                write_lines(&mut out, rx);
+                let written = AtomicU64::new(0);
+                write_lines(&mut out, rx, &written);
+                assert_eq!(written.load(Ordering::Relaxed), out.out.len() as u64);
                 out.out
             });
             for i in 0..200 {
@@ -237,7 +278,7 @@ mod tests {
         }
         let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
         tx.blocking_send(Outbound::from("{}".to_string())).unwrap();
-        let writer = std::thread::spawn(move || write_lines(Broken, rx));
+        let writer = std::thread::spawn(move || write_lines(Broken, rx, &AtomicU64::new(0)));
         writer.join().unwrap();
         // The receiver is gone with the thread: senders learn it.
         assert!(tx.blocking_send(Outbound::from("{}".to_string())).is_err());

@@ -617,8 +617,10 @@ fn sigterm_with_a_stalled_client_mid_stream_still_exits_zero() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success());
+    // 1 s offering query.done, 1 s offering session.closed, then 1 s in which
+    // stdout takes nothing ends the wait (it was a flat 5 s, 7.3 s in all).
     assert!(
-        started.elapsed() < Duration::from_secs(15),
+        started.elapsed() < Duration::from_secs(6),
         "{:?}",
         started.elapsed()
     );

@@ -167,7 +167,13 @@ fn write_lines<W: Write>(mut out: W, mut rx: mpsc::Receiver<Outbound>, written: 
             tracing::info!(%error, "stdout write failed; the reader is gone");
             return;
         }
-        pending.clear();
+        drop(slices);
+        // Written: the rows' buffers go back for the next batches to fill.
+        for msg in pending.drain(..) {
+            if msg.body.capacity() > 0 {
+                dbbridge_db::batch::recycle(msg.body);
+            }
+        }
     }
 }
 

@@ -79,18 +79,25 @@ impl BatchBuilder {
     pub fn new(batch_size: usize) -> Self {
         let batch_size = batch_size.max(1);
         BatchBuilder {
-            buf: Self::fresh(batch_size),
+            buf: Self::fresh(Self::first_capacity(batch_size)),
             rows: 0,
             first_row_at: None,
             batch_size,
         }
     }
 
-    fn fresh(batch_size: usize) -> String {
+    /// An empty batch text (`[`) with room for `capacity` bytes, a spare if
+    /// there is one.
+    fn fresh(capacity: usize) -> String {
         let mut buf = SPARE.take();
-        buf.reserve((batch_size * 64).min(MAX_BATCH_BYTES) + 64);
+        buf.reserve(capacity);
         buf.push('[');
         buf
+    }
+
+    /// The room a first batch of `batch_size` rows starts with.
+    fn first_capacity(batch_size: usize) -> usize {
+        (batch_size * 64).min(MAX_BATCH_BYTES) + 64
     }
 
     /// Encodes one row: `f` writes its cells.
@@ -142,8 +149,7 @@ impl BatchBuilder {
     pub fn take(&mut self) -> RowBatch {
         let like_this =
             (self.buf.len() + self.buf.len() / 8).min(MAX_BATCH_BYTES + MAX_BATCH_BYTES / 8);
-        let mut next = Self::fresh(self.batch_size);
-        next.reserve(like_this.saturating_sub(next.len()));
+        let next = Self::fresh(like_this.max(Self::first_capacity(self.batch_size)));
         let mut json = std::mem::replace(&mut self.buf, next);
         json.push(']');
         let rows = std::mem::take(&mut self.rows);

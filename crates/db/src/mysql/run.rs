@@ -135,9 +135,8 @@ impl Runner<'_> {
                 "WITH" | "VALUES" | "TABLE" => "SELECT".to_string(),
                 other => other.to_string(),
             };
-            let query = command == "SELECT";
             match self
-                .statement(conn, &bound, &command, query, &mut result_index)
+                .statement(conn, &bound, &command, &mut result_index)
                 .await
             {
                 Ok(()) => {}
@@ -169,11 +168,12 @@ impl Runner<'_> {
         conn: &mut Conn,
         sql: &str,
         command: &str,
-        query: bool,
         result_index: &mut u32,
     ) -> Result<(), Stop> {
         let shared = self.shared;
-        if query && let Some(stmt) = self.prepare(conn, sql).await? {
+        if command == "SELECT"
+            && let Some(stmt) = self.prepare(conn, sql).await?
+        {
             let read = match conn.exec_iter(&stmt, ()).await {
                 Ok(result) => self.read(result, command, result_index).await,
                 Err(e) => Err(Stop::Failed(shared.fail(e))),

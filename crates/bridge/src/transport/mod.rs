@@ -41,7 +41,7 @@ pub struct Connection {
 /// encoded them, and the closing braces, so a megabyte of rows is not copied
 /// into the envelope. stdio writes the parts as they are; other transports
 /// join them.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Outbound {
     pub head: String,
     pub body: String,

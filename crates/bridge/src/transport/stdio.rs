@@ -170,9 +170,7 @@ fn write_lines<W: Write>(mut out: W, mut rx: mpsc::Receiver<Outbound>, written: 
         drop(slices);
         // Written: the rows' buffers go back for the next batches to fill.
         for msg in pending.drain(..) {
-            if msg.body.capacity() > 0 {
-                dbbridge_db::batch::recycle(msg.body);
-            }
+            dbbridge_db::batch::recycle(msg.body);
         }
     }
 }

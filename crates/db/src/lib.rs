@@ -15,6 +15,7 @@ pub mod mysql;
 pub mod postgres;
 mod session_thread;
 pub mod sqlite;
+mod tls;
 pub mod value;
 
 use std::sync::Arc;

@@ -596,6 +596,53 @@ fn delimiter_scripts_errors_and_parameters() {
 }
 
 #[test]
+fn values_and_statements_beyond_one_16_mib_frame_in_both_protocols() {
+    // A packet over 16 MiB travels as several frames, in both directions.
+    let Some(my) = private_mysql() else { return };
+    client_ok(&my, "", "SET GLOBAL max_allowed_packet = 67108864");
+    let db = my.create_database();
+    // A statement that long needs a message cap above the default 16 MiB.
+    let mut b = Bridge::start_with(Options {
+        args: vec!["--max-message-bytes".into(), "33554432".into()],
+        ..Options::default()
+    });
+    let s = open(&mut b, &my, &db);
+    let big = 20_000_000;
+    for (sql, protocol) in [
+        (
+            format!("SELECT REPEAT('ab', {}) AS big, 42 AS after", big / 2),
+            "binary",
+        ),
+        (
+            format!(
+                "EXECUTE IMMEDIATE 'SELECT REPEAT(''ab'', {}) AS big, 42 AS after'",
+                big / 2
+            ),
+            "text",
+        ),
+    ] {
+        let out = b.query(&s, &sql, json!({}));
+        assert_eq!(out.status(), "completed", "{protocol}: {}", out.done);
+        let row = &out.rows(0)[0];
+        let text = row[0].as_str().unwrap();
+        assert_eq!(text.len(), big, "{protocol}");
+        assert!(
+            text.starts_with("abab") && text.ends_with("abab"),
+            "{protocol}"
+        );
+        assert_eq!(row[1], 42, "{protocol}");
+    }
+    // A statement of 17 MB goes out in two frames.
+    let literal = "x".repeat(17_000_000);
+    let out = b.query(&s, &format!("SELECT LENGTH('{literal}') AS n"), json!({}));
+    assert_eq!(out.status(), "completed", "{}", out.done);
+    assert_eq!(out.rows(0)[0][0], 17_000_000);
+    // And the connection is in step after all of it.
+    let out = b.query(&s, "SELECT 1 + 1 AS two", json!({}));
+    assert_eq!(out.rows(0), &[json!([2])]);
+}
+
+#[test]
 fn a_killed_server_fails_the_query_and_closes_the_session() {
     let Some(my) = private_mysql() else { return };
     let db = my.create_database();

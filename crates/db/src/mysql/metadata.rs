@@ -2,22 +2,20 @@
 //! kind of object (schemas; tables of a schema; a table's columns, indexes,
 //! foreign keys), never one per table.
 
+use super::query_error;
+use super::wire::Conn;
+use crate::DbError;
 use dbbridge_protocol::metadata::{
     ColumnDescription, ForeignKey, IndexInfo, PrimaryKey, SchemaInfo, TableDescription, TableInfo,
     TableType,
 };
 use dbbridge_protocol::query::ValueKind;
-use mysql_async::Conn;
-use mysql_async::prelude::Queryable;
-
-use super::query_error;
-use crate::DbError;
 
 const SYSTEM: &[&str] = &["information_schema", "mysql", "performance_schema", "sys"];
 
 pub async fn list_schemas(conn: &mut Conn) -> Result<Vec<SchemaInfo>, DbError> {
     let names: Vec<String> = conn
-        .query("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA ORDER BY SCHEMA_NAME")
+        .query_rows("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA ORDER BY SCHEMA_NAME")
         .await
         .map_err(query_error)?;
     let mut out: Vec<SchemaInfo> = names
@@ -44,7 +42,7 @@ pub async fn list_tables(
 ) -> Result<Vec<TableInfo>, DbError> {
     type TableRow = (String, String, String, Option<u64>, Option<String>);
     let rows: Vec<TableRow> = conn
-        .exec(
+        .exec_rows(
             "SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_TYPE, TABLE_ROWS, TABLE_COMMENT \
              FROM information_schema.TABLES \
              WHERE (? IS NULL AND TABLE_SCHEMA NOT IN ('information_schema', 'mysql', 'performance_schema', 'sys')) \
@@ -128,19 +126,21 @@ pub async fn describe_table(
     table: &str,
 ) -> Result<TableDescription, DbError> {
     let found: Option<String> = conn
-        .exec_first(
+        .exec_rows(
             "SELECT TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
             (schema, table),
         )
         .await
-        .map_err(query_error)?;
+        .map_err(query_error)?
+        .into_iter()
+        .next();
     let Some(kind) = found else {
         return Err(DbError::invalid_input(format!(
             "no table or view {table:?} in schema {schema:?}"
         )));
     };
     let rows: Vec<ColumnRow> = conn
-        .exec(
+        .exec_rows(
             "SELECT COLUMN_NAME, ORDINAL_POSITION, COLUMN_TYPE, DATA_TYPE, IS_NULLABLE, COLUMN_DEFAULT, \
                     EXTRA, COLUMN_COMMENT, GENERATION_EXPRESSION \
              FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
@@ -203,8 +203,8 @@ pub async fn describe_table(
         Option<String>,
     );
     let index_rows: Vec<IndexRow> = conn
-        .exec(
-            format!(
+        .exec_rows(
+            &format!(
                 "SELECT INDEX_NAME, NON_UNIQUE, SEQ_IN_INDEX, COLUMN_NAME, SUB_PART, INDEX_TYPE, {expression} \
                  FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
                  ORDER BY INDEX_NAME = 'PRIMARY' DESC, INDEX_NAME, SEQ_IN_INDEX"
@@ -242,7 +242,7 @@ pub async fn describe_table(
 
     type KeyRow = (String, String, String, String, String, String, String);
     let key_rows: Vec<KeyRow> = conn
-        .exec(
+        .exec_rows(
             "SELECT k.CONSTRAINT_NAME, k.COLUMN_NAME, k.REFERENCED_TABLE_SCHEMA, k.REFERENCED_TABLE_NAME, \
                     k.REFERENCED_COLUMN_NAME, r.UPDATE_RULE, r.DELETE_RULE \
              FROM information_schema.KEY_COLUMN_USAGE k \

@@ -1,22 +1,23 @@
-//! MySQL and MariaDB on mysql_async: connections (host/port or a `mysql://`
-//! URL, `sslMode` over rustls, `connectTimeoutMs`), scripts split the way the
-//! command-line client does ([`split`]), results read row by row with the
-//! text protocol (the socket is read only as the consumer takes rows), and
-//! cancellation with `KILL QUERY` from a short-lived second connection, which
-//! leaves the session's connection and transaction alive.
+//! MySQL and MariaDB on a client connection of our own ([`wire`], on
+//! mysql_common's packets): host/port or a `mysql://` URL, `sslMode` over
+//! rustls, `connectTimeoutMs`; scripts split the way the command-line client
+//! does ([`split`]); results read row by row straight from the socket's
+//! buffer (the socket is read only as the consumer takes rows); cancellation
+//! with `KILL QUERY` from a short-lived second connection, which leaves the
+//! session's connection and transaction alive.
 
 mod metadata;
 mod run;
 pub mod split;
 mod values;
+mod wire;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use dbbridge_protocol::connection::{ServerConnection, SslMode};
-use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Opts, OptsBuilder, SslOpts};
+use wire::{Conn, Opts};
 
 use crate::{DbError, DbErrorKind};
 
@@ -38,7 +39,7 @@ pub(crate) struct Shared {
     /// The server's id of the session's connection.
     connection_id: u32,
     mariadb: bool,
-    /// 0 idle, 1 in a transaction, 2 unknown (MySQL has no `@@in_transaction`).
+    /// 0 idle, 1 in a transaction, as the server's last status flags said.
     in_transaction: AtomicU8,
     /// Turns true when the connection is found broken.
     lost: tokio::sync::watch::Sender<bool>,
@@ -52,12 +53,13 @@ impl MyConnection {
             .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
         let mode = params.ssl_mode.unwrap_or_default();
         let opts = opts(params, mode)?;
-        // `prefer` tries TLS first and falls back to plain text, as libpq does.
-        let (mut conn, opts) = match connect(opts.clone(), timeout).await {
+        // `prefer` speaks TLS where the server offers it, and falls back to
+        // plain text when the TLS handshake fails, as libpq does.
+        let (mut conn, opts) = match connect(&opts, timeout).await {
             Err(error) if mode == SslMode::Prefer && error.kind == DbErrorKind::Connection => {
-                tracing::debug!(%error, "TLS not available; sslMode prefer goes on in plain text");
+                tracing::debug!(%error, "TLS failed; sslMode prefer goes on in plain text");
                 let plain = self::opts(params, SslMode::Disable)?;
-                (connect(plain.clone(), timeout).await?, plain)
+                (connect(&plain, timeout).await?, plain)
             }
             other => (other?, opts),
         };
@@ -65,20 +67,21 @@ impl MyConnection {
         conn.query_drop("SET NAMES utf8mb4, SESSION net_write_timeout = 31536000")
             .await
             .map_err(query_error)?;
-        let row: Option<(String, Option<String>)> = conn
-            .query_first("SELECT VERSION(), DATABASE()")
+        let row: Vec<(String, Option<String>)> = conn
+            .query_rows("SELECT VERSION(), DATABASE()")
             .await
             .map_err(query_error)?;
-        let (version, database) = row.unwrap_or_default();
+        let (version, database) = row.into_iter().next().unwrap_or_default();
         let mariadb = version.to_ascii_lowercase().contains("mariadb");
         let connection_id = conn.id();
+        let in_transaction = u8::from(conn.in_transaction());
         Ok(MyConnection {
             shared: Arc::new(Shared {
                 conn: tokio::sync::Mutex::new(Some(conn)),
                 opts,
                 connection_id,
                 mariadb,
-                in_transaction: AtomicU8::new(if mariadb { 0 } else { 2 }),
+                in_transaction: AtomicU8::new(in_transaction),
                 lost: tokio::sync::watch::channel(false).0,
             }),
             version,
@@ -176,7 +179,7 @@ impl MyConnection {
 
 impl Shared {
     /// Maps a query error; a broken connection is remembered.
-    fn fail(&self, error: mysql_async::Error) -> DbError {
+    fn fail(&self, error: wire::Error) -> DbError {
         let mapped = query_error(error);
         if mapped.kind == DbErrorKind::Connection {
             let _ = self.lost.send(true);
@@ -192,8 +195,8 @@ fn lost() -> DbError {
     )
 }
 
-async fn connect(opts: Opts, timeout: Duration) -> Result<Conn, DbError> {
-    match tokio::time::timeout(timeout, Conn::new(opts)).await {
+async fn connect(opts: &Opts, timeout: Duration) -> Result<Conn, DbError> {
+    match tokio::time::timeout(timeout, Conn::connect(opts)).await {
         Err(_) => Err(DbError::new(
             DbErrorKind::Connection,
             format!("could not connect within {} ms", timeout.as_millis()),
@@ -203,61 +206,84 @@ async fn connect(opts: Opts, timeout: Duration) -> Result<Conn, DbError> {
     }
 }
 
+/// Where to connect: the URL's parts first, then the fields over them.
 fn opts(params: &ServerConnection, mode: SslMode) -> Result<Opts, DbError> {
-    let mut builder = match &params.url {
-        Some(url) => OptsBuilder::from_opts(Opts::from_url(url).map_err(|e| {
-            DbError::invalid_input(format!("url is not a valid mysql:// URL: {e}"))
-        })?),
-        None => OptsBuilder::default(),
+    let mut opts = Opts {
+        host: "localhost".to_string(),
+        port: 3306,
+        user: String::new(),
+        password: None,
+        database: None,
+        tls: None,
     };
+    if let Some(url) = &params.url {
+        from_url(&mut opts, url)?;
+    }
     if let Some(host) = &params.host {
-        builder = builder.ip_or_hostname(host.clone());
-    } else if params.url.is_none() {
-        builder = builder.ip_or_hostname("localhost");
+        opts.host = host.clone();
     }
     if let Some(port) = params.port {
-        builder = builder.tcp_port(port);
+        opts.port = port;
     }
     if let Some(user) = &params.user {
-        builder = builder.user(Some(user.clone()));
+        opts.user = user.clone();
     }
     if let Some(password) = &params.password {
-        builder = builder.pass(Some(password.expose().to_string()));
+        opts.password = Some(password.expose().to_string());
     }
     if let Some(database) = &params.database {
-        builder = builder.db_name(Some(database.clone()));
+        opts.database = Some(database.clone());
     }
-    let ssl = match mode {
-        SslMode::Disable => None,
-        SslMode::Prefer | SslMode::Require => Some(
-            SslOpts::default()
-                .with_danger_accept_invalid_certs(true)
-                .with_danger_skip_domain_validation(true),
-        ),
-        SslMode::VerifyCa => Some(with_root(
-            SslOpts::default().with_danger_skip_domain_validation(true),
-            params,
-        )),
-        SslMode::VerifyFull => Some(with_root(SslOpts::default(), params)),
-    };
-    Ok(builder
-        .ssl_opts(ssl)
-        .prefer_socket(Some(false))
-        .stmt_cache_size(0)
-        .into())
+    opts.database = opts.database.filter(|d| !d.is_empty());
+    opts.tls = crate::tls::client_config(mode, params.ssl_root_cert.as_deref())?
+        .map(|config| (Arc::new(config), mode != SslMode::Prefer));
+    Ok(opts)
 }
 
-fn with_root(ssl: SslOpts, params: &ServerConnection) -> SslOpts {
-    match &params.ssl_root_cert {
-        Some(path) => ssl.with_root_certs(vec![std::path::PathBuf::from(path).into()]),
-        None => ssl,
+/// `mysql://user:password@host:port/database` (or `mariadb://`), percent-encoded.
+fn from_url(opts: &mut Opts, text: &str) -> Result<(), DbError> {
+    let bad = |why: &str| DbError::invalid_input(format!("url is not a valid mysql:// URL: {why}"));
+    let url = url::Url::parse(text).map_err(|e| bad(&e.to_string()))?;
+    if !matches!(url.scheme(), "mysql" | "mariadb") {
+        return Err(bad("the scheme must be mysql:// or mariadb://"));
     }
+    if let Some((key, _)) = url.query_pairs().next() {
+        return Err(bad(&format!(
+            "parameter {key:?} is not supported (use the connection fields, such as sslMode)"
+        )));
+    }
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8()
+            .map(|s| s.into_owned())
+            .map_err(|_| bad("not UTF-8 after percent-decoding"))
+    };
+    if let Some(host) = url.host_str() {
+        opts.host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+    }
+    if let Some(port) = url.port() {
+        opts.port = port;
+    }
+    if !url.username().is_empty() {
+        opts.user = decode(url.username())?;
+    }
+    if let Some(password) = url.password() {
+        opts.password = Some(decode(password)?);
+    }
+    let path = url.path().trim_start_matches('/');
+    if !path.is_empty() {
+        opts.database = Some(decode(path)?);
+    }
+    Ok(())
 }
 
 /// Access denied (1045, and 1044/1698 for a database or plugin refusal) is
 /// `Auth`; anything else while connecting is `Connection`.
-fn connect_error(error: mysql_async::Error) -> DbError {
-    if let mysql_async::Error::Server(server) = &error {
+fn connect_error(error: wire::Error) -> DbError {
+    if let wire::Error::Server(server) = &error {
         let kind = if matches!(server.code, 1044 | 1045 | 1698) {
             DbErrorKind::Auth
         } else {
@@ -271,9 +297,9 @@ fn connect_error(error: mysql_async::Error) -> DbError {
     DbError::new(DbErrorKind::Connection, error.to_string())
 }
 
-pub(crate) fn query_error(error: mysql_async::Error) -> DbError {
+pub(crate) fn query_error(error: wire::Error) -> DbError {
     match error {
-        mysql_async::Error::Server(server) => {
+        wire::Error::Server(server) => {
             let mut err = DbError::new(DbErrorKind::Query, server.message);
             err.sqlstate = Some(server.state);
             err.errno = Some(i64::from(server.code));

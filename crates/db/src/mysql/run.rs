@@ -14,12 +14,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use dbbridge_protocol::query::{ColumnInfo, ResultSummary};
-use mysql_async::prelude::{Protocol, Queryable};
-use mysql_async::{Conn, QueryResult, Statement};
 use tokio::sync::mpsc;
 
 use super::split;
-use super::values::{self, Encoder};
+use super::values::{self, Cell};
+use super::wire::{self, Conn, Head, Prepared};
 use super::{Shared, lost};
 use crate::{
     BatchBuilder, CancelHandle, DbError, DbErrorKind, EngineCancel, QueryOptions, QueryStream,
@@ -27,6 +26,9 @@ use crate::{
 };
 
 type Out = mpsc::Sender<Result<StreamItem, DbError>>;
+
+/// `ER_QUERY_INTERRUPTED`: what a statement stopped by `KILL QUERY` ends with.
+const INTERRUPTED: u16 = 1317;
 
 /// Sends `KILL QUERY <id>` for the session's connection from a connection of its own.
 pub struct MyCancel {
@@ -39,9 +41,10 @@ impl MyCancel {
         let (opts, id) = (self.shared.opts.clone(), self.shared.connection_id);
         self.sent.send(async move {
             let killed = async {
-                let mut conn = Conn::new(opts).await?;
-                conn.query_drop(format!("KILL QUERY {id}")).await?;
-                conn.disconnect().await
+                let mut conn = Conn::connect(&opts).await?;
+                conn.query_drop(&format!("KILL QUERY {id}")).await?;
+                conn.quit().await;
+                Ok::<(), wire::Error>(())
             };
             match tokio::time::timeout(Duration::from_secs(10), killed).await {
                 Ok(Ok(())) => {}
@@ -81,19 +84,23 @@ pub(super) fn start(shared: Arc<Shared>, sql: String, options: QueryOptions) -> 
             requested: &requested,
             cancel: &my_cancel,
         };
-        let broken = runner.script(conn, &sql).await;
+        let ended = runner.script(conn, &sql).await;
         my_cancel.settle().await;
+        // After an error the last status flags are from before it: a ping's
+        // OK packet brings them up to date.
+        let broken = match ended {
+            Ended::Broken => true,
+            Ended::Failed => conn.ping().await.is_err(),
+            Ended::Clean | Ended::ConsumerGone => false,
+        };
         if broken {
             // The connection is gone; the session learns it through `closed()`.
             guard.take();
             let _ = shared.lost.send(true);
-        } else if shared.mariadb {
-            let open: Result<Option<u8>, _> = conn.query_first("SELECT @@in_transaction").await;
-            if let Ok(Some(open)) = open {
-                shared
-                    .in_transaction
-                    .store(u8::from(open == 1), Ordering::SeqCst);
-            }
+        } else if ended != Ended::ConsumerGone {
+            shared
+                .in_transaction
+                .store(u8::from(conn.in_transaction()), Ordering::SeqCst);
         }
         drop(guard);
         drop(out);
@@ -106,6 +113,16 @@ enum Stop {
     ConsumerGone,
 }
 
+/// How a script ended, for what the connection needs after it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Ended {
+    Clean,
+    /// A statement failed (or was cancelled): the status flags are stale.
+    Failed,
+    Broken,
+    ConsumerGone,
+}
+
 struct Runner<'a> {
     shared: &'a Shared,
     out: &'a Out,
@@ -115,19 +132,18 @@ struct Runner<'a> {
 }
 
 impl Runner<'_> {
-    /// Runs the script; returns whether the connection broke.
-    async fn script(&mut self, conn: &mut Conn, sql: &str) -> bool {
+    async fn script(&mut self, conn: &mut Conn, sql: &str) -> Ended {
         let mut result_index = 0u32;
         for stmt in split::split(sql) {
             if self.requested.load(Ordering::SeqCst) {
                 let _ = self.out.send(Err(DbError::cancelled())).await;
-                return false;
+                return Ended::Failed;
             }
             let bound = match split::bind(sql, &stmt, &self.options.params) {
                 Ok(bound) => bound,
                 Err(message) => {
                     let _ = self.out.send(Err(DbError::invalid_input(message))).await;
-                    return false;
+                    return Ended::Failed;
                 }
             };
             let command = match stmt.command.as_str() {
@@ -148,12 +164,12 @@ impl Runner<'_> {
                         error
                     };
                     let _ = self.out.send(Err(error)).await;
-                    return broken;
+                    return if broken { Ended::Broken } else { Ended::Failed };
                 }
-                Err(Stop::ConsumerGone) => return false,
+                Err(Stop::ConsumerGone) => return Ended::ConsumerGone,
             }
         }
-        false
+        Ended::Clean
     }
 
     async fn send(&self, item: StreamItem) -> Result<(), Stop> {
@@ -163,6 +179,10 @@ impl Runner<'_> {
             .map_err(|_| Stop::ConsumerGone)
     }
 
+    fn fail(&self, error: wire::Error) -> Stop {
+        Stop::Failed(self.shared.fail(error))
+    }
+
     async fn statement(
         &mut self,
         conn: &mut Conn,
@@ -170,50 +190,40 @@ impl Runner<'_> {
         command: &str,
         result_index: &mut u32,
     ) -> Result<(), Stop> {
-        let shared = self.shared;
         if command == "SELECT"
             && let Some(stmt) = self.prepare(conn, sql).await?
         {
-            let read = match conn.exec_iter(&stmt, ()).await {
-                Ok(result) => self.read(result, command, result_index).await,
-                Err(e) => Err(Stop::Failed(shared.fail(e))),
+            let read = match conn.execute(&stmt, &[]).await {
+                Ok(head) => self.read(conn, head, true, command, result_index).await,
+                Err(e) => Err(self.fail(e)),
             };
             let broken = matches!(&read, Err(Stop::Failed(e)) if e.kind == DbErrorKind::Connection);
-            if !broken {
-                // Drains what a stopped read left, then frees the statement.
+            if !broken && !matches!(read, Err(Stop::ConsumerGone)) {
+                // Reads off what a stopped read left, then frees the statement.
                 if let Err(e) = conn.close(stmt).await {
-                    return Err(Stop::Failed(shared.fail(e)));
+                    return Err(self.fail(e));
                 }
             }
             return read;
         }
-        let result = conn
-            .query_iter(sql)
-            .await
-            .map_err(|e| Stop::Failed(shared.fail(e)))?;
-        self.read(result, command, result_index).await
+        let head = conn.query(sql).await.map_err(|e| self.fail(e))?;
+        self.read(conn, head, false, command, result_index).await
     }
 
     /// Prepares a query for the binary protocol. `None` sends it as text
-    /// instead: when the server cannot prepare it (`ER_UNSUPPORTED_PS`), when
-    /// it holds `?` or `:name` placeholders (the client library's own reading
-    /// of the text, which a query without parameters must not be given), and
-    /// when it fails to prepare, so that its error is the one the text gives
-    /// (a one-round-trip cost on errors only).
-    async fn prepare(&self, conn: &mut Conn, sql: &str) -> Result<Option<Statement>, Stop> {
-        let prepared = match conn.prep(sql).await {
+    /// instead: when it holds `?` placeholders (a query without parameters
+    /// must not be given them), and when it fails to prepare (the server
+    /// cannot prepare it, `ER_UNSUPPORTED_PS`, or it is wrong), so that its
+    /// error is the one the text gives (a one-round-trip cost on errors only).
+    async fn prepare(&self, conn: &mut Conn, sql: &str) -> Result<Option<Prepared>, Stop> {
+        let prepared = match conn.prepare(sql).await {
             Ok(stmt) if stmt.num_params() == 0 => Some(stmt),
             Ok(stmt) => {
-                conn.close(stmt)
-                    .await
-                    .map_err(|e| Stop::Failed(self.shared.fail(e)))?;
+                conn.close(stmt).await.map_err(|e| self.fail(e))?;
                 None
             }
-            Err(
-                mysql_async::Error::Server(_)
-                | mysql_async::Error::Driver(mysql_async::DriverError::MixedParams),
-            ) => None,
-            Err(e) => return Err(Stop::Failed(self.shared.fail(e))),
+            Err(wire::Error::Server(_)) => None,
+            Err(e) => return Err(self.fail(e)),
         };
         if self.requested.load(Ordering::SeqCst) {
             // Cancelled while preparing: nothing of the statement runs.
@@ -225,46 +235,51 @@ impl Runner<'_> {
         Ok(prepared)
     }
 
-    /// Reads every result of a statement, in either protocol.
-    async fn read<P: Protocol>(
+    /// Reads every result of a statement, in either protocol, starting from
+    /// the first one's head.
+    async fn read(
         &mut self,
-        mut result: QueryResult<'_, 'static, P>,
+        conn: &mut Conn,
+        mut head: Head,
+        binary: bool,
         command: &str,
         result_index: &mut u32,
     ) -> Result<(), Stop> {
-        let shared = self.shared;
-        let mut first = true;
-        while first || !result.is_empty() {
-            first = false;
+        loop {
             let index = *result_index;
             *result_index += 1;
-            let columns = result.columns().filter(|c| !c.is_empty());
-            let Some(columns) = columns else {
-                // No rows: the OK packet's counts belong to this result.
-                let affected = result.affected_rows();
-                let last_insert_id = result.last_insert_id().filter(|id| *id > 0);
-                self.send(StreamItem::Columns {
-                    result_index: index,
-                    columns: Vec::new(),
-                })
-                .await?;
-                self.send(StreamItem::Done(ResultSummary {
-                    result_index: index,
-                    command: command.to_string(),
-                    row_count: 0,
-                    affected_rows: Some(affected),
-                    truncated: false,
-                    last_insert_id: last_insert_id.map(|id| id.to_string()),
-                }))
-                .await?;
-                // Moves on to the next result set, if any.
-                result
-                    .next()
-                    .await
-                    .map_err(|e| Stop::Failed(shared.fail(e)))?;
-                continue;
+            let columns = match head {
+                Head::Columns(columns) if !columns.is_empty() => columns,
+                Head::Ok(ok) => {
+                    // No rows: the OK packet's counts belong to this result.
+                    self.send(StreamItem::Columns {
+                        result_index: index,
+                        columns: Vec::new(),
+                    })
+                    .await?;
+                    self.send(StreamItem::Done(ResultSummary {
+                        result_index: index,
+                        command: command.to_string(),
+                        row_count: 0,
+                        affected_rows: Some(ok.affected_rows),
+                        truncated: false,
+                        last_insert_id: ok
+                            .last_insert_id
+                            .filter(|id| *id > 0)
+                            .map(|id| id.to_string()),
+                    }))
+                    .await?;
+                    if !conn.more_results() {
+                        return Ok(());
+                    }
+                    head = conn.read_head().await.map_err(|e| self.fail(e))?;
+                    continue;
+                }
+                Head::Columns(_) => {
+                    return Err(self.fail(wire::Error::Protocol("a result with no columns".into())));
+                }
             };
-            let described: Vec<(ColumnInfo, Encoder)> = columns
+            let described: Vec<(ColumnInfo, Cell)> = columns
                 .iter()
                 .map(|c| {
                     let (kind, db_type, encoder) = values::describe(c);
@@ -274,26 +289,27 @@ impl Runner<'_> {
                             db_type,
                             kind,
                         },
-                        encoder,
+                        Cell::new(c, encoder),
                     )
                 })
                 .collect();
+            let cells: Vec<Cell> = described.iter().map(|(_, cell)| *cell).collect();
             self.send(StreamItem::Columns {
                 result_index: index,
-                columns: described.iter().map(|(c, _)| c.clone()).collect(),
+                columns: described.into_iter().map(|(c, _)| c).collect(),
             })
             .await?;
             let mut builder = BatchBuilder::new(self.options.batch_size);
             let mut row_count = 0u64;
             let mut truncated = false;
             loop {
-                let row = match result.next().await {
-                    Ok(Some(row)) => row,
-                    Ok(None) => break,
+                match conn.next_row().await {
+                    Ok(true) => {}
+                    Ok(false) => break,
                     // Stopped on purpose at maxRows: the kill's error ends the read.
-                    Err(mysql_async::Error::Server(e)) if truncated && e.code == 1317 => break,
-                    Err(e) => return Err(Stop::Failed(shared.fail(e))),
-                };
+                    Err(wire::Error::Server(e)) if truncated && e.code == INTERRUPTED => break,
+                    Err(e) => return Err(self.fail(e)),
+                }
                 if truncated {
                     continue;
                 }
@@ -304,14 +320,20 @@ impl Runner<'_> {
                     self.cancel.request();
                     continue;
                 }
-                builder.row(|w| {
-                    for (i, (_, encoder)) in described.iter().enumerate() {
-                        match row.as_ref(i) {
-                            Some(value) => values::encode_value(w, *encoder, value),
-                            None => w.null(),
-                        }
+                let row = conn.row();
+                let encoded = builder.try_row(|w| {
+                    if binary {
+                        values::encode_binary_row(w, &cells, row)
+                    } else {
+                        values::encode_text_row(w, &cells, row)
                     }
+                    .ok_or(())
                 });
+                if encoded.is_err() {
+                    return Err(self.fail(wire::Error::Protocol(
+                        "a row packet shorter than its columns".into(),
+                    )));
+                }
                 row_count += 1;
                 if builder.is_due() {
                     let batch = builder.take();
@@ -320,6 +342,15 @@ impl Runner<'_> {
                         batch,
                     })
                     .await?;
+                    if self.requested.load(Ordering::SeqCst) {
+                        // Cancelled: the kill is on its way; what the server
+                        // still sends is read off unencoded.
+                        self.cancel.settle().await;
+                        return match conn.drain().await {
+                            Ok(()) => Err(Stop::Failed(DbError::cancelled())),
+                            Err(e) => Err(self.fail(e)),
+                        };
+                    }
                 }
             }
             if truncated {
@@ -343,10 +374,15 @@ impl Runner<'_> {
             }))
             .await?;
             if truncated {
-                // A killed statement ends the whole reply.
-                break;
+                // A killed statement ends the whole reply; a kill that came
+                // too late for it leaves the rest to read off.
+                conn.drain().await.map_err(|e| self.fail(e))?;
+                return Ok(());
             }
+            if !conn.more_results() {
+                return Ok(());
+            }
+            head = conn.read_head().await.map_err(|e| self.fail(e))?;
         }
-        Ok(())
     }
 }

@@ -5,9 +5,11 @@
 //! single-precision value where the server's text rounds it to six.
 
 use dbbridge_protocol::query::ValueKind;
-use mysql_async::consts::{ColumnFlags, ColumnType};
-use mysql_async::{Column, Value};
+use mysql_common::constants::{ColumnFlags, ColumnType};
+use mysql_common::packets::Column;
+use mysql_common::value::Value;
 
+use super::wire::lenenc_bytes;
 use crate::value::RowWriter;
 
 /// The `binary` character set: the bytes are not text.
@@ -137,6 +139,187 @@ pub fn describe(column: &Column) -> (ValueKind, String, Encoder) {
         _ if binary => (ValueKind::Bytes, "blob".into(), Encoder::Bytes),
         _ => (ValueKind::Text, "text".into(), Encoder::Text),
     }
+}
+
+/// How a column's cells lie in a binary-protocol row.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Wire {
+    Tiny,
+    Short,
+    Long,
+    LongLong,
+    Float,
+    Double,
+    /// DATE, DATETIME, TIMESTAMP: a length byte, then as many fields as it says.
+    Date,
+    /// TIME: a length byte, then sign, days, clock and microseconds.
+    Time,
+    Null,
+    /// Everything else: a length-encoded string.
+    Str,
+}
+
+/// One column of a result as this module reads and writes it.
+#[derive(Debug, Clone, Copy)]
+pub struct Cell {
+    pub encoder: Encoder,
+    wire: Wire,
+    unsigned: bool,
+}
+
+impl Cell {
+    pub fn new(column: &Column, encoder: Encoder) -> Cell {
+        use ColumnType::*;
+        let wire = match column.column_type() {
+            MYSQL_TYPE_TINY => Wire::Tiny,
+            MYSQL_TYPE_SHORT | MYSQL_TYPE_YEAR => Wire::Short,
+            MYSQL_TYPE_LONG | MYSQL_TYPE_INT24 => Wire::Long,
+            MYSQL_TYPE_LONGLONG => Wire::LongLong,
+            MYSQL_TYPE_FLOAT => Wire::Float,
+            MYSQL_TYPE_DOUBLE => Wire::Double,
+            MYSQL_TYPE_DATE
+            | MYSQL_TYPE_NEWDATE
+            | MYSQL_TYPE_DATETIME
+            | MYSQL_TYPE_DATETIME2
+            | MYSQL_TYPE_TIMESTAMP
+            | MYSQL_TYPE_TIMESTAMP2 => Wire::Date,
+            MYSQL_TYPE_TIME | MYSQL_TYPE_TIME2 => Wire::Time,
+            MYSQL_TYPE_NULL => Wire::Null,
+            _ => Wire::Str,
+        };
+        Cell {
+            encoder,
+            wire,
+            unsigned: column.flags().contains(ColumnFlags::UNSIGNED_FLAG),
+        }
+    }
+}
+
+/// Writes the cells of a text-protocol row packet: each a length-encoded
+/// string, or `0xfb` for NULL. `None` if the packet is cut short.
+pub fn encode_text_row(w: &mut RowWriter<'_>, cells: &[Cell], row: &[u8]) -> Option<()> {
+    let mut at = 0;
+    for cell in cells {
+        if row.get(at) == Some(&0xfb) {
+            at += 1;
+            w.null();
+            continue;
+        }
+        encode(w, cell.encoder, Some(lenenc_bytes(row, &mut at)?));
+    }
+    Some(())
+}
+
+/// Writes the cells of a binary-protocol row packet (a `0x00` header, a NULL
+/// bitmap offset by two bits, then the values by column type), straight from
+/// the packet. `None` if the packet is cut short.
+pub fn encode_binary_row(w: &mut RowWriter<'_>, cells: &[Cell], row: &[u8]) -> Option<()> {
+    let bitmap = row.get(1..1 + (cells.len() + 9) / 8)?;
+    let mut at = 1 + bitmap.len();
+    for (i, cell) in cells.iter().enumerate() {
+        if bitmap[(i + 2) / 8] & (1 << ((i + 2) % 8)) != 0 {
+            w.null();
+            continue;
+        }
+        let value = match cell.wire {
+            Wire::Null => Value::NULL,
+            Wire::Tiny => {
+                let b = take(row, &mut at, 1)?[0];
+                Value::Int(if cell.unsigned {
+                    i64::from(b)
+                } else {
+                    i64::from(b as i8)
+                })
+            }
+            Wire::Short => {
+                let b: [u8; 2] = take(row, &mut at, 2)?.try_into().ok()?;
+                Value::Int(if cell.unsigned {
+                    i64::from(u16::from_le_bytes(b))
+                } else {
+                    i64::from(i16::from_le_bytes(b))
+                })
+            }
+            Wire::Long => {
+                let b: [u8; 4] = take(row, &mut at, 4)?.try_into().ok()?;
+                Value::Int(if cell.unsigned {
+                    i64::from(u32::from_le_bytes(b))
+                } else {
+                    i64::from(i32::from_le_bytes(b))
+                })
+            }
+            Wire::LongLong => {
+                let b: [u8; 8] = take(row, &mut at, 8)?.try_into().ok()?;
+                if cell.unsigned {
+                    Value::UInt(u64::from_le_bytes(b))
+                } else {
+                    Value::Int(i64::from_le_bytes(b))
+                }
+            }
+            Wire::Float => {
+                Value::Float(f32::from_le_bytes(take(row, &mut at, 4)?.try_into().ok()?))
+            }
+            Wire::Double => {
+                Value::Double(f64::from_le_bytes(take(row, &mut at, 8)?.try_into().ok()?))
+            }
+            Wire::Date => {
+                let len = usize::from(take(row, &mut at, 1)?[0]);
+                let f = take(row, &mut at, len)?;
+                let (mut date, mut clock, mut micros) = ([0u8; 4], [0u8; 3], 0u32);
+                if len >= 4 {
+                    date.copy_from_slice(&f[..4]);
+                }
+                if len >= 7 {
+                    clock.copy_from_slice(&f[4..7]);
+                }
+                if len >= 11 {
+                    micros = u32::from_le_bytes(f[7..11].try_into().ok()?);
+                }
+                Value::Date(
+                    u16::from_le_bytes([date[0], date[1]]),
+                    date[2],
+                    date[3],
+                    clock[0],
+                    clock[1],
+                    clock[2],
+                    micros,
+                )
+            }
+            Wire::Time => {
+                let len = usize::from(take(row, &mut at, 1)?[0]);
+                let f = take(row, &mut at, len)?;
+                if len < 8 {
+                    Value::Time(false, 0, 0, 0, 0, 0)
+                } else {
+                    let micros = if len >= 12 {
+                        u32::from_le_bytes(f[8..12].try_into().ok()?)
+                    } else {
+                        0
+                    };
+                    Value::Time(
+                        f[0] == 1,
+                        u32::from_le_bytes(f[1..5].try_into().ok()?),
+                        f[5],
+                        f[6],
+                        f[7],
+                        micros,
+                    )
+                }
+            }
+            Wire::Str => {
+                encode(w, cell.encoder, Some(lenenc_bytes(row, &mut at)?));
+                continue;
+            }
+        };
+        encode_value(w, cell.encoder, &value);
+    }
+    Some(())
+}
+
+/// The `n` bytes at `*at`, moving past them.
+fn take<'r>(row: &'r [u8], at: &mut usize, n: usize) -> Option<&'r [u8]> {
+    let bytes = row.get(*at..at.checked_add(n)?)?;
+    *at += n;
+    Some(bytes)
 }
 
 fn fixed_decimals(column: &Column) -> Option<u8> {
@@ -350,6 +533,116 @@ impl Temporal {
 mod tests {
     use super::*;
     use crate::batch::BatchBuilder;
+
+    fn column(t: ColumnType, flags: ColumnFlags, charset: u16, decimals: u8) -> Column {
+        Column::new(t)
+            .with_flags(flags)
+            .with_character_set(charset)
+            .with_decimals(decimals)
+            .with_column_length(20)
+    }
+
+    fn cells(columns: &[Column]) -> Vec<Cell> {
+        columns
+            .iter()
+            .map(|c| Cell::new(c, describe(c).2))
+            .collect()
+    }
+
+    fn binary_row(cells: &[Cell], packet: &[u8]) -> Option<String> {
+        let mut b = BatchBuilder::new(10);
+        b.try_row(|w| encode_binary_row(w, cells, packet).ok_or(()))
+            .ok()?;
+        Some(b.take().json)
+    }
+
+    #[test]
+    fn binary_rows_are_read_where_they_lie() {
+        use ColumnType::*;
+        let none = ColumnFlags::empty();
+        let unsigned = ColumnFlags::UNSIGNED_FLAG;
+        let columns = [
+            column(MYSQL_TYPE_TINY, none, 63, 0),
+            column(MYSQL_TYPE_TINY, unsigned, 63, 0),
+            column(MYSQL_TYPE_SHORT, none, 63, 0),
+            column(MYSQL_TYPE_LONG, unsigned, 63, 0),
+            column(MYSQL_TYPE_LONGLONG, unsigned, 63, 0),
+            column(MYSQL_TYPE_LONGLONG, none, 63, 0),
+            column(MYSQL_TYPE_DOUBLE, none, 63, 31),
+            column(MYSQL_TYPE_FLOAT, none, 63, 31),
+            column(MYSQL_TYPE_DATETIME, none, 63, 3),
+            column(MYSQL_TYPE_DATE, none, 63, 0),
+            column(MYSQL_TYPE_TIME, none, 63, 0),
+            column(MYSQL_TYPE_VAR_STRING, none, 45, 0),
+            column(MYSQL_TYPE_BLOB, none, 63, 0),
+            column(MYSQL_TYPE_VAR_STRING, none, 45, 0),
+            column(MYSQL_TYPE_NEWDECIMAL, none, 63, 2),
+        ];
+        let cells = cells(&columns);
+        // Header, then a NULL bitmap of (15 + 2 + 7) / 8 = 3 bytes: column
+        // 13 (bit 15) is NULL.
+        let mut p = vec![0x00, 0x00, 0x80, 0x00];
+        p.push(0xff); // TINY -1
+        p.push(0xff); // TINY UNSIGNED 255
+        p.extend_from_slice(&(-2i16).to_le_bytes());
+        p.extend_from_slice(&u32::MAX.to_le_bytes());
+        p.extend_from_slice(&u64::MAX.to_le_bytes());
+        p.extend_from_slice(&i64::MIN.to_le_bytes());
+        p.extend_from_slice(&0.1f64.to_le_bytes());
+        p.extend_from_slice(&1.5f32.to_le_bytes());
+        // DATETIME(3) with microseconds: length 11.
+        p.extend_from_slice(&[11, 0xe8, 0x07, 2, 29, 13, 45, 7]);
+        p.extend_from_slice(&123_000u32.to_le_bytes());
+        // A zero DATE: length 0.
+        p.push(0);
+        // TIME -100:00:01: negative, 4 days, 4 hours.
+        p.extend_from_slice(&[8, 1, 4, 0, 0, 0, 4, 0, 1]);
+        p.extend_from_slice(&[5, b'q', b'"', 0xc3, 0xa9, b'x']);
+        p.extend_from_slice(&[2, 0x00, 0xff]);
+        p.extend_from_slice(&[4, b'1', b'.', b'2', b'5']);
+        assert_eq!(
+            binary_row(&cells, &p).as_deref(),
+            Some(
+                r#"[[-1,255,-2,4294967295,"18446744073709551615","-9223372036854775808",0.1,1.5,"2024-02-29T13:45:07.123","0000-00-00","-100:00:01","q\"éx","AP8=",null,"1.25"]]"#
+            )
+        );
+        // Cut short anywhere: no row, rather than a wrong one.
+        for len in 0..p.len() {
+            assert_eq!(binary_row(&cells, &p[..len]), None, "cut at {len}");
+        }
+    }
+
+    #[test]
+    fn text_rows_have_lengths_and_nulls() {
+        use ColumnType::*;
+        let none = ColumnFlags::empty();
+        let columns = [
+            column(MYSQL_TYPE_LONG, none, 63, 0),
+            column(MYSQL_TYPE_VAR_STRING, none, 45, 0),
+            column(MYSQL_TYPE_DATETIME, none, 63, 0),
+            column(MYSQL_TYPE_BLOB, none, 45, 0),
+        ];
+        let cells = cells(&columns);
+        let long = "y".repeat(300);
+        let mut p = vec![2, b'4', b'2', 0xfb, 19];
+        p.extend_from_slice(b"2024-02-29 13:45:07");
+        // 300 bytes: a two-byte length after 0xfc.
+        p.extend_from_slice(&[0xfc, 0x2c, 0x01]);
+        p.extend_from_slice(long.as_bytes());
+        let mut b = BatchBuilder::new(10);
+        b.try_row(|w| encode_text_row(w, &cells, &p).ok_or(()))
+            .unwrap();
+        assert_eq!(
+            b.take().json,
+            format!(r#"[[42,null,"2024-02-29T13:45:07","{long}"]]"#)
+        );
+        let mut b = BatchBuilder::new(10);
+        assert!(
+            b.try_row(|w| encode_text_row(w, &cells, &p[..p.len() - 1]).ok_or(()))
+                .is_err()
+        );
+        assert_eq!(b.take().json, "[]");
+    }
 
     fn cell(encoder: Encoder, value: Value) -> String {
         let mut b = BatchBuilder::new(10);

@@ -9,7 +9,7 @@ mod copy;
 mod metadata;
 mod run;
 pub mod split;
-mod tls;
+
 pub mod values;
 
 pub use run::PgCancel;
@@ -71,7 +71,7 @@ impl PgConnection {
             .map(Duration::from_millis)
             .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
         let mode = params.ssl_mode.unwrap_or_default();
-        let tls = tls::client_config(mode, params.ssl_root_cert.as_deref())?;
+        let tls = crate::tls::client_config(mode, params.ssl_root_cert.as_deref())?;
         let (closed_tx, closed) = tokio::sync::watch::channel(false);
         let thread = SessionThread::start("dbbridge-postgres")
             .await

@@ -1,4 +1,4 @@
-//! TLS for Postgres over rustls, following libpq's `sslmode`: `prefer` and
+//! TLS over rustls for Postgres and MySQL, following libpq's `sslmode`: `prefer` and
 //! `require` encrypt without verifying the server, `verify-ca` checks the
 //! chain against the platform roots (plus `sslRootCert`), `verify-full` also
 //! checks the host name.

@@ -139,9 +139,14 @@ impl BatchBuilder {
 
     /// Whether the batch should be sent now.
     pub fn is_due(&self) -> bool {
-        self.rows >= self.batch_size
-            || self.buf.len() >= MAX_BATCH_BYTES
-            || self.first_row_at.is_some_and(|t| t.elapsed() >= TRICKLE)
+        self.is_full() || self.first_row_at.is_some_and(|t| t.elapsed() >= TRICKLE)
+    }
+
+    /// Whether the batch is due by its size alone: what a reader asks for a
+    /// row that was already in its buffer (no time to speak of has passed
+    /// since the last row, so the clock need not be read).
+    pub fn is_full(&self) -> bool {
+        self.rows >= self.batch_size || self.buf.len() >= MAX_BATCH_BYTES
     }
 
     /// Takes the batch (possibly empty) and starts a new one, sized like this

@@ -96,6 +96,17 @@ impl<'a> RowWriter<'a> {
         push_json_str(self.buf, s);
     }
 
+    /// A string value its writer knows needs no escaping (digits and
+    /// separators), written without looking.
+    pub fn plain_str(&mut self, s: &str) {
+        debug_assert!(!s.bytes().any(|b| NEEDS_ESCAPE[b as usize]), "{s:?}");
+        self.sep();
+        self.buf.reserve(s.len() + 2);
+        self.buf.push('"');
+        self.buf.push_str(s);
+        self.buf.push('"');
+    }
+
     /// A string value given in parts (written as their concatenation).
     pub fn str_parts(&mut self, parts: &[&str]) {
         self.sep();

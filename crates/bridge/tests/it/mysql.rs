@@ -67,6 +67,55 @@ fn connection_test_reports_version_and_flavour_and_auth_failure_hides_the_passwo
     assert_eq!(e["code"], "CONNECTION_FAILED", "{e}");
 }
 
+#[test]
+fn an_ed25519_account_logs_in_through_an_auth_switch_and_urls_are_decoded() {
+    // The server's handshake offers mysql_native_password; an ed25519
+    // account makes it switch plugins mid-login.
+    let Some(my) = private_mysql() else { return };
+    let db = my.create_database();
+    let password = "p@ss:w/rd%ed";
+    client_ok(
+        &my,
+        "",
+        &format!(
+            "INSTALL SONAME 'auth_ed25519'; \
+             CREATE USER 'ed'@'%' IDENTIFIED VIA ed25519 USING PASSWORD('{password}'); \
+             GRANT ALL ON {db}.* TO 'ed'@'%'"
+        ),
+    );
+    let mut b = Bridge::start();
+    let mut conn = my.connection(&db);
+    conn["user"] = json!("ed");
+    conn["password"] = json!(password);
+    let s = b.open_session(&conn);
+    let out = b.query(&s, "SELECT CURRENT_USER()", json!({}));
+    assert_eq!(out.rows(0), &[json!(["ed@%"])]);
+
+    // The same account by URL, its password percent-encoded.
+    let url = format!(
+        "mysql://ed:{}@{}:{}/{db}",
+        "p%40ss%3Aw%2Frd%25ed", my.host, my.port
+    );
+    b.ok(
+        "connection.test",
+        json!({"connection": {"kind": "mysql", "url": url}}),
+    );
+
+    conn["password"] = json!("not-the-ed-password");
+    let e = b.err("connection.test", json!({"connection": conn}));
+    assert_eq!(e["code"], "AUTH_FAILED", "{e}");
+    assert_eq!(e["details"]["errno"], 1045, "{e}");
+    assert!(!e.to_string().contains("not-the-ed-password"));
+
+    // URL parameters are not guessed at.
+    let e = b.err(
+        "connection.test",
+        json!({"connection": {"kind": "mysql", "url": format!("mysql://ed@{}:{}/{db}?ssl-mode=REQUIRED", my.host, my.port)}}),
+    );
+    assert_eq!(e["code"], "INVALID_PARAMS", "{e}");
+    assert!(e["message"].as_str().unwrap().contains("ssl-mode"), "{e}");
+}
+
 /// (column, declaration, literal, reference expression for the client, check)
 #[derive(Clone, Copy)]
 enum Check {

@@ -294,7 +294,11 @@ fn connect_error(error: wire::Error) -> DbError {
         err.errno = Some(i64::from(server.code));
         return err;
     }
-    DbError::new(DbErrorKind::Connection, error.to_string())
+    let kind = match error {
+        wire::Error::Auth(_) => DbErrorKind::Auth,
+        _ => DbErrorKind::Connection,
+    };
+    DbError::new(kind, error.to_string())
 }
 
 pub(crate) fn query_error(error: wire::Error) -> DbError {

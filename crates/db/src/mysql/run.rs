@@ -303,6 +303,7 @@ impl Runner<'_> {
             let mut row_count = 0u64;
             let mut truncated = false;
             loop {
+                let reads = conn.reads();
                 match conn.next_row().await {
                     Ok(true) => {}
                     Ok(false) => break,
@@ -335,7 +336,9 @@ impl Runner<'_> {
                     )));
                 }
                 row_count += 1;
-                if builder.is_due() {
+                // The trickle rule's clock only for a row the socket had to
+                // be read for; rows from the buffer came at once.
+                if builder.is_full() || (conn.reads() != reads && builder.is_due()) {
                     let batch = builder.take();
                     self.send(StreamItem::Rows {
                         result_index: index,

@@ -440,7 +440,7 @@ pub fn encode_value(w: &mut RowWriter<'_>, encoder: Encoder, value: &Value) {
                 t.clock(u32::from(hour), minute, second);
                 t.fraction(micros, decimals);
             }
-            w.str(t.as_str());
+            w.plain_str(t.as_str());
         }
         Value::Time(negative, days, hours, minutes, seconds, micros) => {
             let mut t = Temporal::default();
@@ -453,7 +453,7 @@ pub fn encode_value(w: &mut RowWriter<'_>, encoder: Encoder, value: &Value) {
                 _ => 6,
             };
             t.fraction(micros, decimals);
-            w.str(t.as_str());
+            w.plain_str(t.as_str());
         }
     }
 }
@@ -483,6 +483,15 @@ impl Temporal {
 
     /// `n` in decimal, zero-padded to at least `width` digits.
     fn digits(&mut self, n: u32, width: usize) {
+        // The usual widths by pairs of digits from a table.
+        match (width, n) {
+            (2, 0..=99) => return self.pair(n),
+            (4, 0..=9999) => {
+                self.pair(n / 100);
+                return self.pair(n % 100);
+            }
+            _ => {}
+        }
         let mut tmp = [b'0'; 10];
         let mut i = tmp.len();
         let mut n = n;
@@ -497,6 +506,22 @@ impl Temporal {
         for &b in &tmp[i..] {
             self.push(b);
         }
+    }
+
+    /// Two digits of `n` (below 100).
+    fn pair(&mut self, n: u32) {
+        const PAIRS: [[u8; 2]; 100] = {
+            let mut table = [[0u8; 2]; 100];
+            let mut i = 0;
+            while i < 100 {
+                table[i] = [b'0' + (i / 10) as u8, b'0' + (i % 10) as u8];
+                i += 1;
+            }
+            table
+        };
+        let [a, b] = PAIRS[n as usize % 100];
+        self.push(a);
+        self.push(b);
     }
 
     /// `HH:MM:SS`, the hours at least two digits.

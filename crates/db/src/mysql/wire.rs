@@ -50,6 +50,8 @@ pub(crate) enum Error {
     /// The server said something this client does not follow; the
     /// connection is given up.
     Protocol(String),
+    /// The server asks for a way to log in that this client does not offer.
+    Auth(String),
 }
 
 #[derive(Debug, Clone)]
@@ -64,7 +66,7 @@ impl std::fmt::Display for Error {
         match self {
             Error::Server(e) => write!(f, "{} ({}): {}", e.code, e.state, e.message),
             Error::Io(e) => write!(f, "{e}"),
-            Error::Protocol(e) => write!(f, "{e}"),
+            Error::Protocol(e) | Error::Auth(e) => write!(f, "{e}"),
         }
     }
 }
@@ -167,6 +169,8 @@ pub(crate) struct Conn {
     in_rows: bool,
     id: u32,
     secure: bool,
+    /// Reads from the socket so far.
+    reads: u64,
 }
 
 impl Conn {
@@ -187,6 +191,7 @@ impl Conn {
             in_rows: false,
             id: 0,
             secure: false,
+            reads: 0,
         };
         conn.handshake(opts).await?;
         Ok(conn)
@@ -195,6 +200,12 @@ impl Conn {
     /// The server's id of this connection (for `KILL QUERY`).
     pub fn id(&self) -> u32 {
         self.id
+    }
+
+    /// How many times the socket was read: a row that came without a read
+    /// was already in the buffer.
+    pub fn reads(&self) -> u64 {
+        self.reads
     }
 
     /// Whether the last reply said a transaction is open.
@@ -337,15 +348,15 @@ impl Conn {
                     nonce = data;
                     plugin = name;
                     let data = match &plugin {
-                        AuthPlugin::MysqlNativePassword | AuthPlugin::CachingSha2Password => {
-                            plugin.gen_data(opts.password.as_deref(), &nonce)
-                        }
+                        AuthPlugin::MysqlNativePassword
+                        | AuthPlugin::CachingSha2Password
+                        | AuthPlugin::Ed25519 => plugin.gen_data(opts.password.as_deref(), &nonce),
                         // The clear password only where it cannot be read on the way.
                         AuthPlugin::MysqlClearPassword if self.secure => {
                             plugin.gen_data(opts.password.as_deref(), &nonce)
                         }
                         other => {
-                            return Err(Error::Protocol(format!(
+                            return Err(Error::Auth(format!(
                                 "the server asks for the authentication plugin {:?}, which dbbridge does not support{}",
                                 String::from_utf8_lossy(other.as_bytes()),
                                 if matches!(other, AuthPlugin::MysqlClearPassword) {
@@ -418,6 +429,7 @@ impl Conn {
                 }
             }
             let n = self.stream.read(&mut self.buf[self.end..]).await?;
+            self.reads += 1;
             if n == 0 {
                 return Err(Error::Io(io::Error::new(
                     io::ErrorKind::UnexpectedEof,

@@ -523,16 +523,22 @@ fn start_mariadb(tag: &str, tls: bool) -> Result<Mysql, String> {
         String::new()
     };
     let as_root = running_as_root();
+    let data = dir.join("data");
+    // A temp dir of its own: a starting mariadbd removes `#sql*` files it
+    // finds in its tmpdir, which are another server's live temporary tables
+    // when several start at once in a shared /tmp.
+    let tmp = dir.join("tmp");
+    std::fs::create_dir_all(&tmp).map_err(|e| e.to_string())?;
     if as_root {
         let _ = Command::new("chown")
             .args(["-R", "mysql:mysql"])
             .arg(&dir)
             .status();
     }
-    let data = dir.join("data");
     let user_arg = if as_root { "--user=mysql" } else { "--user=" };
     let mut install_cmd = Command::new(install);
     install_cmd
+        .env("TMPDIR", &tmp)
         .arg("--no-defaults")
         .arg(format!("--datadir={}", data.display()))
         .args(["--auth-root-authentication-method=normal", "--skip-test-db"]);
@@ -554,7 +560,7 @@ fn start_mariadb(tag: &str, tls: bool) -> Result<Mysql, String> {
     let user_opt = if as_root { "--user=mysql" } else { "" };
     // The watchdog stops the server and removes the dir once this process is gone.
     let script = format!(
-        "{server} --no-defaults {user_opt} --datadir={data} --port={port} --socket={socket} \
+        "{server} --no-defaults {user_opt} --datadir={data} --tmpdir={tmp} --port={port} --socket={socket} \
          --pid-file={pid_file} --bind-address=127.0.0.1 --skip-name-resolve --skip-log-bin \
          --innodb-buffer-pool-size=64M --innodb-flush-log-at-trx-commit=0 --innodb-log-file-size=16M \
          {tls_options} --log-error={dir}/server.log & my=$!; \
@@ -562,6 +568,7 @@ fn start_mariadb(tag: &str, tls: bool) -> Result<Mysql, String> {
          kill -9 $my 2>/dev/null; wait $my; rm -rf {dir}",
         server = server.display(),
         data = data.display(),
+        tmp = tmp.display(),
         socket = socket.display(),
         pid_file = pid_file.display(),
         dir = dir.display(),

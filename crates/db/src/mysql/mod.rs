@@ -309,6 +309,7 @@ pub(crate) fn query_error(error: wire::Error) -> DbError {
             err.errno = Some(i64::from(server.code));
             err
         }
+        wire::Error::Convert(message) => DbError::internal(message),
         other => DbError::new(DbErrorKind::Connection, other.to_string()),
     }
 }

@@ -12,8 +12,9 @@
 //! the row being asked for.
 //!
 //! One response at a time: a command is sent only once the previous response
-//! is read to its end; a read stopped early leaves the rest `pending`, and it
-//! is drained before the next command.
+//! is read to its end; what a read stopped early leaves (the rest of a result
+//! set, further results) is read off by [`Conn::drain`] before the next
+//! command goes out.
 
 use std::io;
 use std::sync::Arc;
@@ -52,6 +53,9 @@ pub(crate) enum Error {
     Protocol(String),
     /// The server asks for a way to log in that this client does not offer.
     Auth(String),
+    /// A value did not convert to the type asked for (a catalog query's row);
+    /// the connection is fine.
+    Convert(String),
 }
 
 #[derive(Debug, Clone)]
@@ -66,7 +70,7 @@ impl std::fmt::Display for Error {
         match self {
             Error::Server(e) => write!(f, "{} ({}): {}", e.code, e.state, e.message),
             Error::Io(e) => write!(f, "{e}"),
-            Error::Protocol(e) | Error::Auth(e) => write!(f, "{e}"),
+            Error::Protocol(e) | Error::Auth(e) | Error::Convert(e) => write!(f, "{e}"),
         }
     }
 }
@@ -759,7 +763,13 @@ impl Conn {
                     .parse::<RowDeserializer<ServerSide, P>>(columns.clone())
                     .map_err(protocol)?
                     .into_inner();
-                out.push(from_row_opt::<T>(row).map_err(|e| protocol(format!("{e:?}")))?);
+                match from_row_opt::<T>(row) {
+                    Ok(row) => out.push(row),
+                    Err(e) => {
+                        self.drain().await?;
+                        return Err(Error::Convert(format!("unexpected catalog row: {e:?}")));
+                    }
+                }
             }
         }
         self.drain().await?;

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 
-use crate::bench::{Streams, best_of, build_release, ms, parsed_streams, unparsed_and_cancels};
+use crate::bench::{
+    Streams, best_of, build_release, cpu_of, ms, parsed_streams, unparsed_and_cancels,
+};
 
 const RUNS: usize = 3;
 const CANCEL_TRIES: usize = 20;
@@ -89,11 +91,23 @@ pub fn mysql(root: &Path, rows: u64, url: &str) -> Result<()> {
         connection["password"] = json!(p);
     }
     let dir = std::env::temp_dir().join(format!("dbbridge-bench-my-{}", std::process::id()));
+    // The server's own CPU over the parsed runs, where its pid file can be read.
+    let server_pid = client("")
+        .args(["-N", "-e", "SELECT @@pid_file"])
+        .output()
+        .ok()
+        .and_then(|out| std::fs::read_to_string(String::from_utf8_lossy(&out.stdout).trim()).ok())
+        .map(|pid| pid.trim().to_string());
+    let server_before = server_pid.as_deref().map(cpu_of);
     let Streams {
         best,
         peak_rss,
         first_batch,
     } = parsed_streams(&bin, &dir, &connection, sql, rows, RUNS)?;
+    let server_cpu = server_pid
+        .as_deref()
+        .zip(server_before)
+        .map(|(pid, before)| cpu_of(pid).saturating_sub(before) / RUNS as u32);
     let (unparsed_best, cancels) =
         unparsed_and_cancels(&bin, &dir, &connection, sql, rows, RUNS, CANCEL_TRIES)?;
     let _ = std::fs::remove_dir_all(&dir);
@@ -118,9 +132,13 @@ pub fn mysql(root: &Path, rows: u64, url: &str) -> Result<()> {
         cli_best.as_secs_f64() / unparsed_best.as_secs_f64()
     );
     println!(
-        "  CPU in the parsed run: bridge {:.0} ms, client parsing {:.0} ms",
+        "  CPU in the parsed run: bridge {:.0} ms, client parsing {:.0} ms, server {}",
         ms(best.bridge_cpu),
-        ms(best.client_cpu)
+        ms(best.client_cpu),
+        server_cpu.map_or("unknown (no readable pid file)".to_string(), |d| format!(
+            "{:.0} ms (mean of the {RUNS} runs)",
+            ms(d)
+        ))
     );
     println!(
         "  rows/s bridge / mariadb CLI             {:>8.2}x   (target >= 1.0x)",

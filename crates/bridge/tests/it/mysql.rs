@@ -107,6 +107,12 @@ fn an_ed25519_account_logs_in_through_an_auth_switch_and_urls_are_decoded() {
     assert_eq!(e["details"]["errno"], 1045, "{e}");
     assert!(!e.to_string().contains("not-the-ed-password"));
 
+    // Sessions and tests that ended said goodbye: no aborted connection.
+    b.ok("session.close", json!({"sessionId": s}));
+    std::thread::sleep(Duration::from_millis(500));
+    let aborted = client_ok(&my, "", "SHOW GLOBAL STATUS LIKE 'Aborted_clients'");
+    assert_eq!(aborted.trim(), "Aborted_clients\t0");
+
     // URL parameters are not guessed at.
     let e = b.err(
         "connection.test",

@@ -549,6 +549,7 @@ fn start_mariadb(tag: &str, tls: bool) -> Result<Mysql, String> {
         .output()
         .map_err(|e| format!("mariadb-install-db: {e}"))?;
     if !out.status.success() {
+        let _ = std::fs::remove_dir_all(&dir);
         return Err(format!(
             "mariadb-install-db failed: {}",
             String::from_utf8_lossy(&out.stderr)

@@ -177,6 +177,17 @@ impl MyConnection {
     }
 }
 
+impl Drop for Shared {
+    /// The session's connection says goodbye when the session ends.
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.get_mut().take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(conn.quit());
+        }
+    }
+}
+
 impl Shared {
     /// Maps a query error; a broken connection is remembered.
     fn fail(&self, error: wire::Error) -> DbError {

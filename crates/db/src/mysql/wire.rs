@@ -714,9 +714,14 @@ impl Conn {
         }
     }
 
-    /// Says goodbye; the server closes the socket.
+    /// Says goodbye, so that the server does not count and log an aborted
+    /// connection. In the middle of a response the server would not read
+    /// it before sending the rest; the socket is just closed then.
     pub async fn quit(mut self) {
-        let _ = self.command(Command::COM_QUIT, &[]).await;
+        if !self.pending() {
+            self.seq = 0;
+            let _ = self.write_packet(&[Command::COM_QUIT as u8]).await;
+        }
     }
 
     /// Runs a statement and reads off whatever it returns.

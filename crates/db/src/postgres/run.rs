@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use dbbridge_protocol::query::{ColumnInfo, ResultSummary};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Type;
@@ -455,7 +455,14 @@ impl Runner<'_> {
         let mut builder = BatchBuilder::new(self.options.batch_size);
         let mut row_count = 0u64;
         let mut scratch = String::new();
-        while let Some(data) = stream.next().await {
+        loop {
+            // A row already received comes at once; only one that had to be
+            // waited for can end a trickle batch, so only then is the clock read.
+            let (next, waited) = match stream.next().now_or_never() {
+                Some(next) => (next, false),
+                None => (stream.next().await, true),
+            };
+            let Some(data) = next else { break };
             let data = data.map_err(unprefixed)?;
             let line = std::str::from_utf8(&data)
                 .map_err(|_| DbError::internal("COPY sent a row that is not UTF-8"))?;
@@ -475,7 +482,7 @@ impl Runner<'_> {
                 }
             })?;
             row_count += 1;
-            if builder.is_due() {
+            if builder.is_full() || (waited && builder.is_due()) {
                 // A cancel that reached a server already done sending ends the
                 // read here rather than after what is still on its way.
                 if self.requested.load(Ordering::SeqCst) {

@@ -173,7 +173,11 @@ fn decode_bytea_escape(text: &str) -> Option<Vec<u8>> {
 /// followed by `sep`; returns where `sep` is.
 fn iso_date_end(s: &str, sep: u8) -> Option<usize> {
     let b = s.as_bytes();
-    let at = s.find(sep as char)?;
+    // Years of four digits, the usual case, put `sep` at 10.
+    let at = match b.get(10) {
+        Some(&c) if c == sep => 10,
+        _ => s.find(sep as char)?,
+    };
     let date = &b[..at];
     let ok = date.len() >= 10
         && date[date.len() - 3] == b'-'

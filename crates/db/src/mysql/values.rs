@@ -5,6 +5,7 @@
 //! single-precision value where the server's text rounds it to six.
 
 use dbbridge_protocol::query::ValueKind;
+use mysql_common::collations::{Collation, CollationId};
 use mysql_common::constants::{ColumnFlags, ColumnType};
 use mysql_common::packets::Column;
 use mysql_common::value::Value;
@@ -128,17 +129,30 @@ pub fn describe(column: &Column) -> (ValueKind, String, Encoder) {
         _ if flags.contains(ColumnFlags::SET_FLAG) => {
             (ValueKind::Text, "set".into(), Encoder::Text)
         }
-        MYSQL_TYPE_STRING if binary => (ValueKind::Bytes, "binary".into(), Encoder::Bytes),
-        MYSQL_TYPE_STRING => (ValueKind::Text, "char".into(), Encoder::Text),
+        MYSQL_TYPE_STRING if binary => (ValueKind::Bytes, sized("binary", column), Encoder::Bytes),
+        MYSQL_TYPE_STRING => (ValueKind::Text, sized("char", column), Encoder::Text),
         MYSQL_TYPE_VAR_STRING | MYSQL_TYPE_VARCHAR if binary => {
-            (ValueKind::Bytes, "varbinary".into(), Encoder::Bytes)
+            (ValueKind::Bytes, sized("varbinary", column), Encoder::Bytes)
         }
         MYSQL_TYPE_VAR_STRING | MYSQL_TYPE_VARCHAR => {
-            (ValueKind::Text, "varchar".into(), Encoder::Text)
+            (ValueKind::Text, sized("varchar", column), Encoder::Text)
         }
         _ if binary => (ValueKind::Bytes, "blob".into(), Encoder::Bytes),
         _ => (ValueKind::Text, "text".into(), Encoder::Text),
     }
+}
+
+/// `name(n)`, `n` the column's length in characters: the server gives it in
+/// bytes of the result's character set (four a character in utf8mb4).
+fn sized(name: &str, column: &Column) -> String {
+    let per_char = if column.character_set() == BINARY_CHARSET {
+        1
+    } else {
+        Collation::resolve(CollationId::from(column.character_set()))
+            .max_len()
+            .max(1)
+    };
+    format!("{name}({})", column.column_length() / u32::from(per_char))
 }
 
 /// How a column's cells lie in a binary-protocol row.
@@ -635,6 +649,22 @@ mod tests {
         for len in 0..p.len() {
             assert_eq!(binary_row(&cells, &p[..len]), None, "cut at {len}");
         }
+    }
+
+    #[test]
+    fn string_types_carry_their_length_in_characters() {
+        use ColumnType::*;
+        let none = ColumnFlags::empty();
+        let db_type = |t, charset, length| {
+            describe(&column(t, none, charset, 0).with_column_length(length)).1
+        };
+        // utf8mb4 (45): four bytes a character; latin1 (8): one; binary (63).
+        assert_eq!(db_type(MYSQL_TYPE_VAR_STRING, 45, 80), "varchar(20)");
+        assert_eq!(db_type(MYSQL_TYPE_STRING, 45, 144), "char(36)");
+        assert_eq!(db_type(MYSQL_TYPE_VAR_STRING, 8, 20), "varchar(20)");
+        assert_eq!(db_type(MYSQL_TYPE_VAR_STRING, 63, 16), "varbinary(16)");
+        assert_eq!(db_type(MYSQL_TYPE_STRING, 63, 4), "binary(4)");
+        assert_eq!(db_type(MYSQL_TYPE_BLOB, 45, 262140), "text");
     }
 
     #[test]

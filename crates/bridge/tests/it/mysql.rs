@@ -357,7 +357,15 @@ const EVERY: &[(&str, &str, &str, &str, &str, Check)] = &[
         "json",
         "'{\"big\": 123456789012345678901234567890}'",
         "c_json",
-        "text",
+        "json",
+        Check::Text,
+    ),
+    (
+        "c_uuid",
+        "uuid",
+        "'123e4567-e89b-12d3-a456-426614174000'",
+        "c_uuid",
+        "uuid",
         Check::Text,
     ),
     (

@@ -279,10 +279,12 @@ impl Runner<'_> {
                     return Err(self.fail(wire::Error::Protocol("a result with no columns".into())));
                 }
             };
+            let extended = conn.extended();
             let described: Vec<(ColumnInfo, Cell)> = columns
                 .iter()
-                .map(|c| {
-                    let (kind, db_type, encoder) = values::describe(c);
+                .enumerate()
+                .map(|(i, c)| {
+                    let (kind, db_type, encoder) = values::describe_with(c, extended.get(i));
                     (
                         ColumnInfo {
                             name: c.name_str().into_owned(),

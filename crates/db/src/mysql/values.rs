@@ -10,7 +10,7 @@ use mysql_common::constants::{ColumnFlags, ColumnType};
 use mysql_common::packets::Column;
 use mysql_common::value::Value;
 
-use super::wire::lenenc_bytes;
+use super::wire::{Extended, lenenc_bytes};
 use crate::value::RowWriter;
 
 /// The `binary` character set: the bytes are not text.
@@ -334,6 +334,24 @@ fn take<'r>(row: &'r [u8], at: &mut usize, n: usize) -> Option<&'r [u8]> {
     let bytes = row.get(*at..at.checked_add(n)?)?;
     *at += n;
     Some(bytes)
+}
+
+/// [`describe`], with what MariaDB's extended metadata adds: a JSON column
+/// (a LONGTEXT with the format `json`) is `json`, and a type of MariaDB's
+/// own goes by its name (`uuid` as the `uuid` kind; `inet6`, `point`, ...).
+pub fn describe_with(column: &Column, extended: Option<&Extended>) -> (ValueKind, String, Encoder) {
+    let (kind, db_type, encoder) = describe(column);
+    let Some(extended) = extended else {
+        return (kind, db_type, encoder);
+    };
+    if extended.format.as_deref() == Some("json") {
+        return (ValueKind::Json, "json".into(), encoder);
+    }
+    match extended.type_name.as_deref() {
+        Some("uuid") => (ValueKind::Uuid, "uuid".into(), encoder),
+        Some(name) if !name.is_empty() => (kind, name.to_string(), encoder),
+        _ => (kind, db_type, encoder),
+    }
 }
 
 fn fixed_decimals(column: &Column) -> Option<u8> {

@@ -19,7 +19,7 @@
 use std::io;
 use std::sync::Arc;
 
-use mysql_common::constants::{CapabilityFlags, Command, StatusFlags};
+use mysql_common::constants::{CapabilityFlags, Command, MariadbCapabilities, StatusFlags};
 use mysql_common::io::ParseBuf;
 use mysql_common::packets::{
     AuthPlugin, AuthSwitchRequest, Column, ComStmtExecuteRequestBuilder, CommonOkPacket, ErrPacket,
@@ -168,6 +168,10 @@ pub(crate) struct Conn {
     big: Option<Vec<u8>>,
     seq: u8,
     caps: CapabilityFlags,
+    /// MariaDB's own capabilities, as agreed: extended column metadata.
+    mariadb_caps: MariadbCapabilities,
+    /// The current result set's extended metadata (MariaDB), one per column.
+    extended: Vec<Extended>,
     status: StatusFlags,
     /// Inside a result set: rows are still to be read.
     in_rows: bool,
@@ -191,6 +195,8 @@ impl Conn {
             big: None,
             seq: 0,
             caps: CapabilityFlags::empty(),
+            mariadb_caps: MariadbCapabilities::empty(),
+            extended: Vec::new(),
             status: StatusFlags::empty(),
             in_rows: false,
             id: 0,
@@ -228,7 +234,7 @@ impl Conn {
         if self.payload().first() == Some(&0xff) {
             return Err(self.err_packet());
         }
-        let (nonce, server_caps, plugin, version_parsed, id, status) = {
+        let (nonce, server_caps, plugin, version_parsed, id, status, mariadb_caps) = {
             let hs = ParseBuf(self.payload())
                 .parse::<HandshakePacket>(())
                 .map_err(protocol)?;
@@ -251,10 +257,21 @@ impl Conn {
                 parsed,
                 hs.connection_id(),
                 hs.status_flags(),
+                // MariaDB says it has capabilities of its own by clearing
+                // the first standard one.
+                if hs
+                    .capabilities()
+                    .contains(CapabilityFlags::CLIENT_LONG_PASSWORD)
+                {
+                    MariadbCapabilities::empty()
+                } else {
+                    hs.mariadb_ext_capabilities()
+                },
             )
         };
         self.id = id;
         self.status = status;
+        self.mariadb_caps = mariadb_caps & MariadbCapabilities::MARIADB_CLIENT_EXTENDED_METADATA;
         let mut wanted = CapabilityFlags::CLIENT_PROTOCOL_41
             | CapabilityFlags::CLIENT_SECURE_CONNECTION
             | CapabilityFlags::CLIENT_LONG_PASSWORD
@@ -290,7 +307,8 @@ impl Conn {
             self.caps,
             None,
             MAX_PACKET,
-        );
+        )
+        .with_mariadb_ext_capabilities(self.mariadb_caps);
         let mut body = Vec::new();
         response.serialize(&mut body);
         self.write_packet(&body).await?;
@@ -302,7 +320,8 @@ impl Conn {
         config: Arc<rustls::ClientConfig>,
         host: &str,
     ) -> Result<(), Error> {
-        let request = SslRequest::new(self.caps, MAX_PACKET, UTF8MB4_GENERAL_CI);
+        let request = SslRequest::new(self.caps, MAX_PACKET, UTF8MB4_GENERAL_CI)
+            .with_mariadb_capabilities(self.mariadb_caps);
         let mut body = Vec::new();
         request.serialize(&mut body);
         self.write_packet(&body).await?;
@@ -544,21 +563,38 @@ impl Conn {
         self.caps.contains(CapabilityFlags::CLIENT_DEPRECATE_EOF)
     }
 
-    /// Reads `n` column definitions (and the EOF after them on old servers).
+    /// Reads `n` column definitions (and the EOF after them on old servers),
+    /// keeping MariaDB's extended metadata of each in `extended`.
     async fn columns(&mut self, n: usize) -> Result<Arc<[Column]>, Error> {
+        let extended = self
+            .mariadb_caps
+            .contains(MariadbCapabilities::MARIADB_CLIENT_EXTENDED_METADATA);
         let mut columns = Vec::with_capacity(n);
+        self.extended.clear();
         for _ in 0..n {
             self.read_packet().await?;
-            columns.push(
+            let column = if extended {
+                let (column, ext) = split_extended(self.payload())
+                    .ok_or_else(|| protocol("a column definition"))?;
+                self.extended.push(ext);
+                column
+            } else {
                 ParseBuf(self.payload())
                     .parse::<Column>(())
-                    .map_err(protocol)?,
-            );
+                    .map_err(protocol)?
+            };
+            columns.push(column);
         }
         if n > 0 && !self.deprecate_eof() {
             self.read_packet().await?;
         }
         Ok(columns.into())
+    }
+
+    /// MariaDB's extended metadata of the current result's columns (empty
+    /// from a server that does not send it).
+    pub fn extended(&self) -> &[Extended] {
+        &self.extended
     }
 
     // ---- responses ----
@@ -782,6 +818,45 @@ impl Conn {
     }
 }
 
+/// What MariaDB says of a column beyond its protocol type: the name of a
+/// type of its own (`uuid`, `inet6`, `point`) and a format (`json`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Extended {
+    pub type_name: Option<String>,
+    pub format: Option<String>,
+}
+
+/// A column definition with MariaDB's extended metadata: the definition as
+/// mysql_common reads it (without that field) and the metadata. The field
+/// follows the six names (catalog, schema, table, org_table, name,
+/// org_name) and holds entries of a kind byte (0 type, 1 format) and a
+/// length-encoded value.
+fn split_extended(p: &[u8]) -> Option<(Column, Extended)> {
+    let mut at = 0;
+    for _ in 0..6 {
+        lenenc_bytes(p, &mut at)?;
+    }
+    let from = at;
+    let field = lenenc_bytes(p, &mut at)?;
+    let mut ext = Extended::default();
+    let mut i = 0;
+    while i < field.len() {
+        let kind = field[i];
+        i += 1;
+        let value = String::from_utf8_lossy(lenenc_bytes(field, &mut i)?).into_owned();
+        match kind {
+            0 => ext.type_name = Some(value),
+            1 => ext.format = Some(value),
+            _ => {}
+        }
+    }
+    let mut plain = Vec::with_capacity(p.len());
+    plain.extend_from_slice(&p[..from]);
+    plain.extend_from_slice(&p[at..]);
+    let column = ParseBuf(&plain).parse::<Column>(()).ok()?;
+    Some((column, ext))
+}
+
 /// A length-encoded integer at `*at`, moving past it.
 pub(crate) fn lenenc(p: &[u8], at: &mut usize) -> Option<u64> {
     let first = *p.get(*at)?;
@@ -818,6 +893,38 @@ pub(crate) fn lenenc_bytes<'p>(p: &'p [u8], at: &mut usize) -> Option<&'p [u8]> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mariadb_extended_metadata_is_split_off_a_column_definition() {
+        use mysql_common::constants::ColumnType;
+        // catalog, schema, table, org_table, name, org_name.
+        let mut names = Vec::new();
+        for name in ["def", "db", "t", "t", "doc", "doc"] {
+            names.push(name.len() as u8);
+            names.extend_from_slice(name.as_bytes());
+        }
+        // 0x0c, charset 45, length, type BLOB (0xfc), flags, decimals, filler.
+        let mut fixed = vec![0x0c, 45, 0];
+        fixed.extend_from_slice(&u32::MAX.to_le_bytes());
+        fixed.extend_from_slice(&[0xfc, 0x10, 0x00, 0x00, 0x00, 0x00]);
+        // [kind 1 "json"] [kind 0 "longtext"].
+        let field = [&[1u8, 4][..], b"json", &[0, 8], b"longtext"].concat();
+        let packet = [&names[..], &[field.len() as u8], &field, &fixed].concat();
+        let (column, ext) = split_extended(&packet).unwrap();
+        assert_eq!(column.name_str(), "doc");
+        assert_eq!(column.schema_str(), "db");
+        assert_eq!(column.column_type(), ColumnType::MYSQL_TYPE_BLOB);
+        assert_eq!(column.character_set(), 45);
+        assert_eq!(column.column_length(), u32::MAX);
+        assert_eq!(ext.format.as_deref(), Some("json"));
+        assert_eq!(ext.type_name.as_deref(), Some("longtext"));
+        // An empty field: no metadata; one cut short: no column.
+        let packet = [&names[..], &[0], &fixed].concat();
+        assert_eq!(split_extended(&packet).unwrap().1, Extended::default());
+        assert!(split_extended(&packet[..names.len() + 1]).is_none());
+        let bad = [&names[..], &[3, 1, 9, b'x'], &fixed].concat();
+        assert!(split_extended(&bad).is_none());
+    }
 
     #[test]
     fn length_encoded_integers_and_strings() {

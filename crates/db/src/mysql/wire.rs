@@ -522,12 +522,18 @@ impl Conn {
 
     /// Sends a command, after reading off what is left of the last response.
     async fn command(&mut self, command: Command, body: &[u8]) -> Result<(), Error> {
-        self.drain().await?;
         let mut payload = Vec::with_capacity(body.len() + 1);
         payload.push(command as u8);
         payload.extend_from_slice(body);
+        self.send_command(&payload).await
+    }
+
+    /// Sends a command's packet (its first byte the command), after reading
+    /// off what is left of the last response.
+    async fn send_command(&mut self, payload: &[u8]) -> Result<(), Error> {
+        self.drain().await?;
         self.seq = 0;
-        self.write_packet(&payload).await
+        self.write_packet(payload).await
     }
 
     fn err_packet(&self) -> Error {
@@ -730,9 +736,7 @@ impl Conn {
         let mut body = Vec::new();
         request.serialize(&mut body);
         // The request carries its command byte.
-        self.drain().await?;
-        self.seq = 0;
-        self.write_packet(&body).await?;
+        self.send_command(&body).await?;
         self.read_head().await
     }
 

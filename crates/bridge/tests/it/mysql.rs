@@ -54,6 +54,18 @@ fn connection_test_reports_version_and_flavour_and_auth_failure_hides_the_passwo
     assert_eq!(e["details"]["sqlstate"], "28000");
     assert!(!e.to_string().contains("Wrong-My-Password-1"));
 
+    // A server without TLS (the throwaway one has no certificate):
+    // `prefer` goes on in plain text, `require` refuses.
+    let mut conn = my.connection(&db);
+    conn["sslMode"] = json!("prefer");
+    b.ok("connection.test", json!({"connection": conn}));
+    if client_ok(&my, &db, "SELECT @@have_ssl").trim() != "YES" {
+        conn["sslMode"] = json!("require");
+        let e = b.err("connection.test", json!({"connection": conn}));
+        assert_eq!(e["code"], "CONNECTION_FAILED", "{e}");
+        assert!(e["message"].as_str().unwrap().contains("TLS"), "{e}");
+    }
+
     // Nobody listening: CONNECTION_FAILED.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

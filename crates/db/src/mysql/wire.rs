@@ -8,8 +8,9 @@
 //! behind several layers of futures. That machinery was 40% of the bridge's
 //! CPU on a large read. Here a row is a slice of the read buffer, encoded to
 //! JSON where it lies ([`Conn::row`]), and the socket is read 128 KiB at a
-//! time. The read still pauses with the consumer: nothing is read ahead of
-//! the row being asked for.
+//! time. The read still pauses with the consumer: the socket is read only
+//! when the row asked for is not already in the buffer, so at most one
+//! buffer's worth is read ahead.
 //!
 //! One response at a time: a command is sent only once the previous response
 //! is read to its end; what a read stopped early leaves (the rest of a result

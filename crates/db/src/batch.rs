@@ -139,14 +139,17 @@ impl BatchBuilder {
 
     /// Whether the batch should be sent now.
     pub fn is_due(&self) -> bool {
-        self.is_full() || self.first_row_at.is_some_and(|t| t.elapsed() >= TRICKLE)
+        self.is_due_after(true)
     }
 
-    /// Whether the batch is due by its size alone: what a reader asks for a
-    /// row that was already in its buffer (no time to speak of has passed
-    /// since the last row, so the clock need not be read).
-    pub fn is_full(&self) -> bool {
-        self.rows >= self.batch_size || self.buf.len() >= MAX_BATCH_BYTES
+    /// Whether the batch should be sent now, after a row that had to be
+    /// `waited` for or that was already in the reader's buffer. Only a row
+    /// that was waited for can end a trickle batch (one already there came
+    /// at once), so only then is the clock read.
+    pub fn is_due_after(&self, waited: bool) -> bool {
+        self.rows >= self.batch_size
+            || self.buf.len() >= MAX_BATCH_BYTES
+            || (waited && self.first_row_at.is_some_and(|t| t.elapsed() >= TRICKLE))
     }
 
     /// Takes the batch (possibly empty) and starts a new one, sized like this

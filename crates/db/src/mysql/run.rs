@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use dbbridge_protocol::query::{ColumnInfo, ResultSummary};
+use mysql_common::packets::Column;
 use tokio::sync::mpsc;
 
 use super::split;
@@ -248,8 +249,7 @@ impl Runner<'_> {
         loop {
             let index = *result_index;
             *result_index += 1;
-            let columns = match head {
-                Head::Columns(columns) if !columns.is_empty() => columns,
+            match head {
                 Head::Ok(ok) => {
                     // No rows: the OK packet's counts belong to this result.
                     self.send(StreamItem::Columns {
@@ -269,125 +269,133 @@ impl Runner<'_> {
                             .map(|id| id.to_string()),
                     }))
                     .await?;
-                    if !conn.more_results() {
-                        return Ok(());
-                    }
-                    head = conn.read_head().await.map_err(|e| self.fail(e))?;
-                    continue;
                 }
-                Head::Columns(_) => {
+                Head::Columns(columns) if columns.is_empty() => {
                     return Err(self.fail(wire::Error::Protocol("a result with no columns".into())));
                 }
-            };
-            let extended = conn.extended();
-            let described: Vec<(ColumnInfo, Cell)> = columns
-                .iter()
-                .enumerate()
-                .map(|(i, c)| {
-                    let (kind, db_type, encoder) = values::describe_with(c, extended.get(i));
-                    (
-                        ColumnInfo {
-                            name: c.name_str().into_owned(),
-                            db_type,
-                            kind,
-                        },
-                        Cell::new(c, encoder),
-                    )
-                })
-                .collect();
-            let cells: Vec<Cell> = described.iter().map(|(_, cell)| *cell).collect();
-            self.send(StreamItem::Columns {
-                result_index: index,
-                columns: described.into_iter().map(|(c, _)| c).collect(),
-            })
-            .await?;
-            let mut builder = BatchBuilder::new(self.options.batch_size);
-            let mut row_count = 0u64;
-            let mut truncated = false;
-            loop {
-                let reads = conn.reads();
-                match conn.next_row().await {
-                    Ok(true) => {}
-                    Ok(false) => break,
-                    // Stopped on purpose at maxRows: the kill's error ends the read.
-                    Err(wire::Error::Server(e)) if truncated && e.code == INTERRUPTED => break,
-                    Err(e) => return Err(self.fail(e)),
-                }
-                if truncated {
-                    continue;
-                }
-                if self.options.max_rows.is_some_and(|max| row_count >= max) {
-                    // Stop the server rather than read the rest; the session's
-                    // transaction is not touched by KILL QUERY.
-                    truncated = true;
-                    self.cancel.request();
-                    continue;
-                }
-                let row = conn.row();
-                let encoded = builder.try_row(|w| {
-                    if binary {
-                        values::encode_binary_row(w, &cells, row)
-                    } else {
-                        values::encode_text_row(w, &cells, row)
-                    }
-                    .ok_or(())
-                });
-                if encoded.is_err() {
-                    return Err(self.fail(wire::Error::Protocol(
-                        "a row packet shorter than its columns".into(),
-                    )));
-                }
-                row_count += 1;
-                // The trickle rule's clock only for a row the socket had to
-                // be read for; rows from the buffer came at once.
-                if builder.is_full() || (conn.reads() != reads && builder.is_due()) {
-                    let batch = builder.take();
-                    self.send(StreamItem::Rows {
-                        result_index: index,
-                        batch,
-                    })
-                    .await?;
-                    if self.requested.load(Ordering::SeqCst) {
-                        // Cancelled: the kill is on its way; what the server
-                        // still sends is read off unencoded.
-                        self.cancel.settle().await;
-                        return match conn.drain().await {
-                            Ok(()) => Err(Stop::Failed(DbError::cancelled())),
-                            Err(e) => Err(self.fail(e)),
-                        };
+                Head::Columns(columns) => {
+                    if self.rows(conn, index, &columns, binary, command).await? {
+                        // A killed statement ends the whole reply; a kill that
+                        // came too late for it leaves the rest to read off.
+                        conn.drain().await.map_err(|e| self.fail(e))?;
+                        return Ok(());
                     }
                 }
-            }
-            if truncated {
-                self.cancel.settle().await;
-            }
-            if !builder.is_empty() {
-                let batch = builder.take();
-                self.send(StreamItem::Rows {
-                    result_index: index,
-                    batch,
-                })
-                .await?;
-            }
-            self.send(StreamItem::Done(ResultSummary {
-                result_index: index,
-                command: command.to_string(),
-                row_count,
-                affected_rows: None,
-                truncated,
-                last_insert_id: None,
-            }))
-            .await?;
-            if truncated {
-                // A killed statement ends the whole reply; a kill that came
-                // too late for it leaves the rest to read off.
-                conn.drain().await.map_err(|e| self.fail(e))?;
-                return Ok(());
             }
             if !conn.more_results() {
                 return Ok(());
             }
             head = conn.read_head().await.map_err(|e| self.fail(e))?;
         }
+    }
+
+    /// Streams one result set's rows, then its summary; returns whether it
+    /// stopped at `maxRows` (the statement was killed).
+    async fn rows(
+        &mut self,
+        conn: &mut Conn,
+        index: u32,
+        columns: &[Column],
+        binary: bool,
+        command: &str,
+    ) -> Result<bool, Stop> {
+        let extended = conn.extended();
+        let (infos, cells): (Vec<ColumnInfo>, Vec<Cell>) = columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let (kind, db_type, encoder) = values::describe_with(c, extended.get(i));
+                (
+                    ColumnInfo {
+                        name: c.name_str().into_owned(),
+                        db_type,
+                        kind,
+                    },
+                    Cell::new(c, encoder),
+                )
+            })
+            .unzip();
+        self.send(StreamItem::Columns {
+            result_index: index,
+            columns: infos,
+        })
+        .await?;
+        let mut builder = BatchBuilder::new(self.options.batch_size);
+        let mut row_count = 0u64;
+        let mut truncated = false;
+        loop {
+            let reads = conn.reads();
+            match conn.next_row().await {
+                Ok(true) => {}
+                Ok(false) => break,
+                // Stopped on purpose at maxRows: the kill's error ends the read.
+                Err(wire::Error::Server(e)) if truncated && e.code == INTERRUPTED => break,
+                Err(e) => return Err(self.fail(e)),
+            }
+            if truncated {
+                continue;
+            }
+            if self.options.max_rows.is_some_and(|max| row_count >= max) {
+                // Stop the server rather than read the rest; the session's
+                // transaction is not touched by KILL QUERY.
+                truncated = true;
+                self.cancel.request();
+                continue;
+            }
+            let row = conn.row();
+            let encoded = builder.try_row(|w| {
+                if binary {
+                    values::encode_binary_row(w, &cells, row)
+                } else {
+                    values::encode_text_row(w, &cells, row)
+                }
+                .ok_or(())
+            });
+            if encoded.is_err() {
+                return Err(self.fail(wire::Error::Protocol(
+                    "a row packet shorter than its columns".into(),
+                )));
+            }
+            row_count += 1;
+            // A row the socket was not read for was already in the buffer.
+            if builder.is_due_after(conn.reads() != reads) {
+                let batch = builder.take();
+                self.send(StreamItem::Rows {
+                    result_index: index,
+                    batch,
+                })
+                .await?;
+                if self.requested.load(Ordering::SeqCst) {
+                    // Cancelled: the kill is on its way; what the server
+                    // still sends is read off unencoded.
+                    self.cancel.settle().await;
+                    return match conn.drain().await {
+                        Ok(()) => Err(Stop::Failed(DbError::cancelled())),
+                        Err(e) => Err(self.fail(e)),
+                    };
+                }
+            }
+        }
+        if truncated {
+            self.cancel.settle().await;
+        }
+        if !builder.is_empty() {
+            let batch = builder.take();
+            self.send(StreamItem::Rows {
+                result_index: index,
+                batch,
+            })
+            .await?;
+        }
+        self.send(StreamItem::Done(ResultSummary {
+            result_index: index,
+            command: command.to_string(),
+            row_count,
+            affected_rows: None,
+            truncated,
+            last_insert_id: None,
+        }))
+        .await?;
+        Ok(truncated)
     }
 }

@@ -9,7 +9,6 @@ mod copy;
 mod metadata;
 mod run;
 pub mod split;
-
 pub mod values;
 
 pub use run::PgCancel;

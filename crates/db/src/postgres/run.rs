@@ -456,8 +456,7 @@ impl Runner<'_> {
         let mut row_count = 0u64;
         let mut scratch = String::new();
         loop {
-            // A row already received comes at once; only one that had to be
-            // waited for can end a trickle batch, so only then is the clock read.
+            // Whether the next row had to be waited for, or was already received.
             let (next, waited) = match stream.next().now_or_never() {
                 Some(next) => (next, false),
                 None => (stream.next().await, true),
@@ -482,7 +481,7 @@ impl Runner<'_> {
                 }
             })?;
             row_count += 1;
-            if builder.is_full() || (waited && builder.is_due()) {
+            if builder.is_due_after(waited) {
                 // A cancel that reached a server already done sending ends the
                 // read here rather than after what is still on its way.
                 if self.requested.load(Ordering::SeqCst) {

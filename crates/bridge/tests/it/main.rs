@@ -8,6 +8,8 @@ mod mysql;
 mod postgres;
 mod postgres_metadata;
 mod postgres_query;
+mod postgres_scripts;
+mod psql_oracle;
 mod secrets;
 mod servers;
 mod sqlite;

@@ -7,6 +7,7 @@
 
 mod copy;
 mod metadata;
+mod params;
 mod run;
 pub mod split;
 pub mod values;

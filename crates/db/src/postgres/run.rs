@@ -34,7 +34,8 @@ use tokio_postgres::types::Type;
 use tokio_postgres::{CancelToken, Client, NoTls, SimpleQueryMessage, SimpleQueryRow};
 
 use super::copy;
-use super::split::{self, Bound, Statement};
+use super::params::{self, Bound};
+use super::split::{self, Statement};
 use super::values::{self, Encoder};
 use super::{Shared, query_error};
 use crate::{
@@ -286,29 +287,44 @@ impl Runner<'_> {
     }
 
     async fn script(&self, sql: &str) {
+        let statements = match split::split(sql) {
+            Ok(statements) => statements,
+            Err(error) => {
+                let mut error_out = DbError::invalid_input(error.message);
+                error_out.position = Some(error.position);
+                let _ = self.out.send(Err(error_out)).await;
+                return;
+            }
+        };
         let mut result_index = 0u32;
-        for stmt in split::split(sql) {
+        for stmt in statements {
             if self.requested.load(Ordering::SeqCst) {
                 let _ = self.out.send(Err(DbError::cancelled())).await;
                 return;
             }
-            if stmt.copy_stdio && stmt.command == "COPY" {
-                let _ = self
-                    .out
-                    .send(Err(DbError::invalid_input(
-                        "COPY ... FROM STDIN / TO STDOUT needs the copy sub-protocol, which query.run does not speak; use a server-side file or an export",
-                    )))
-                    .await;
+            if stmt.copy_to_stdout && stmt.command == "COPY" {
+                let mut error = DbError::invalid_input(
+                    "COPY ... TO STDOUT is not run by query.run: select the rows instead (SELECT streams them), or use an export",
+                );
+                error.position = Some(stmt.char_offset as u32 + 1);
+                let _ = self.out.send(Err(error)).await;
                 return;
             }
-            let bound = match split::bind(sql, &stmt, &self.options.params) {
+            let bound = match params::bind(sql, &stmt, &self.options.params) {
                 Ok(bound) => bound,
                 Err(message) => {
                     let _ = self.out.send(Err(DbError::invalid_input(message))).await;
                     return;
                 }
             };
-            match self.statement(&stmt, &bound, result_index).await {
+            let ran = match &stmt.copy_data {
+                Some(data) => {
+                    self.copy_in(&stmt, &bound.sql, &sql[data.clone()], result_index)
+                        .await
+                }
+                None => self.statement(&stmt, &bound, result_index).await,
+            };
+            match ran {
                 Ok(()) => result_index += 1,
                 Err(Stop::Failed(mut error)) => {
                     if self.requested.load(Ordering::SeqCst) {
@@ -322,6 +338,44 @@ impl Runner<'_> {
                 Err(Stop::ConsumerGone) => return,
             }
         }
+    }
+
+    /// A `COPY ... FROM stdin` fed the data that followed it in the script,
+    /// through the copy-in sub-protocol, as psql feeds it.
+    async fn copy_in(
+        &self,
+        stmt: &Statement,
+        sql: &str,
+        data: &str,
+        index: u32,
+    ) -> Result<(), Stop> {
+        use futures::SinkExt;
+        /// Data goes to the server in pieces of this size.
+        const PIECE: usize = 256 * 1024;
+        let sender = Sender {
+            out: self.out,
+            index,
+            command: command_of(stmt),
+        };
+        let sink = self
+            .client()
+            .copy_in::<_, bytes::Bytes>(sql)
+            .await
+            .map_err(failed)?;
+        futures::pin_mut!(sink);
+        for piece in data.as_bytes().chunks(PIECE) {
+            if self.requested.load(Ordering::SeqCst) {
+                // Dropping the sink unfinished aborts the COPY.
+                return Err(Stop::Failed(DbError::cancelled()));
+            }
+            sink.send(bytes::Bytes::copy_from_slice(piece))
+                .await
+                .map_err(failed)?;
+        }
+        let copied = sink.as_mut().finish().await.map_err(failed)?;
+        sender.columns(&[]).await?;
+        let mut builder = BatchBuilder::new(self.options.batch_size);
+        sender.finish(&mut builder, 0, Some(copied), false).await
     }
 
     async fn statement(&self, stmt: &Statement, bound: &Bound, index: u32) -> Result<(), Stop> {

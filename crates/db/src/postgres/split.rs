@@ -1,16 +1,33 @@
-//! Splitting a script into statements the way Postgres reads it, and binding
-//! the caller's parameters into each statement as escaped literals.
+//! Splitting a script into statements exactly where psql splits it.
 //!
-//! The scanner knows standard strings (`'it''s'`), escape strings (`E'\''`),
-//! quoted identifiers, dollar quoting (`$$`, `$tag$`), line comments and
-//! nested block comments; a `;` outside all of those ends a statement. While
-//! scanning it also notes `$n` placeholders and the few keywords that decide
-//! how a statement is run.
+//! The scanner follows psql's lexer (`src/fe_utils/psqlscan.l`), token for
+//! token where it matters for the end of a statement:
+//! - standard strings (`'it''s'`, with `B''`, `X''`, `N''`), escape strings
+//!   (`E'\''`) and `U&''` strings. SQL continues a literal over a newline
+//!   (`E'a'` newline `'b'`), but psql reads a file line by line and never
+//!   sees that newline, so to psql the second part is a string of its own in
+//!   standard quoting; the scanner does as psql does;
+//! - quoted identifiers (`"a;b"`, `U&"..."`), dollar quoting (`$$`, `$tag$`),
+//!   `--` comments and nested `/* */` comments;
+//! - parenthesis depth: a `;` inside parentheses does not end a statement
+//!   (`CREATE RULE ... DO ALSO (INSERT ...; INSERT ...)`);
+//! - psql's `BEGIN ... END` heuristic for SQL-standard routine bodies: in a
+//!   statement that starts `CREATE [OR REPLACE] FUNCTION|PROCEDURE`, outside
+//!   parentheses, `BEGIN` opens a block, `CASE` opens one inside a block, and
+//!   `END` closes one; a `;` inside a block does not end the statement.
+//!
+//! Beyond psql: a backslash outside quotes (a psql meta-command such as
+//! `\connect`) is refused with the line it stands on rather than sent, and a
+//! `COPY ... FROM stdin;` takes the lines after it, up to a line `\.`, as its
+//! data, the way psql feeds them (plain `pg_dump` files are written so).
+
+use std::ops::Range;
 
 /// One statement of a script.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Statement {
-    /// Byte range in the script (trimmed of surrounding whitespace).
+    /// Byte range in the script: from the first token (or a block comment
+    /// before it) to the last token, without the terminating `;`.
     pub start: usize,
     pub end: usize,
     /// 0-based character offset of `start` in the script, for error positions.
@@ -19,11 +36,18 @@ pub struct Statement {
     pub command: String,
     /// `$n` placeholders: byte range in the script and `n`.
     pub placeholders: Vec<(usize, usize, usize)>,
+    /// Its `$n` belong to the server, never to the caller's `params`: a
+    /// `PREPARE`, or a `CREATE [OR REPLACE] FUNCTION|PROCEDURE` whose body
+    /// (`BEGIN ATOMIC ...`, `RETURN ...`) refers to its own arguments.
+    pub server_params: bool,
     /// Holds INTO, INSERT, UPDATE, DELETE or MERGE outside quotes and comments:
     /// a cursor cannot be declared over it.
     pub writes: bool,
-    /// Names STDIN or STDOUT (a `COPY` that would need the copy sub-protocol).
-    pub copy_stdio: bool,
+    /// A `COPY ... TO STDOUT`, which needs the copy-out sub-protocol.
+    pub copy_to_stdout: bool,
+    /// For a `COPY ... FROM STDIN`: the byte range of its inline data (the
+    /// lines after the statement, without the closing `\.` line).
+    pub copy_data: Option<Range<usize>>,
 }
 
 impl Statement {
@@ -36,136 +60,366 @@ impl Statement {
     }
 }
 
+/// Why a script cannot be run as it is. Nothing of it has run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SplitError {
+    pub message: String,
+    /// 1-based character position in the script.
+    pub position: u32,
+}
+
 fn is_ident_start(b: u8) -> bool {
     b.is_ascii_alphabetic() || b == b'_' || b >= 0x80
 }
 
-fn is_ident_char(b: u8) -> bool {
+fn is_ident_cont(b: u8) -> bool {
     is_ident_start(b) || b.is_ascii_digit() || b == b'$'
+}
+
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0c)
 }
 
 /// Splits `sql` into its statements; statements holding only whitespace and
 /// comments are dropped.
-pub fn split(sql: &str) -> Vec<Statement> {
-    let bytes = sql.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    let mut current = Fresh::new();
-    while i < bytes.len() {
-        let b = bytes[i];
-        match b {
-            b';' => {
-                current.finish(sql, i, &mut out);
-                current = Fresh::new();
-                i += 1;
-            }
-            b'-' if bytes.get(i + 1) == Some(&b'-') => {
-                while i < bytes.len() && bytes[i] != b'\n' {
-                    i += 1;
+pub fn split(sql: &str) -> Result<Vec<Statement>, SplitError> {
+    let mut scanner = Scanner {
+        sql,
+        bytes: sql.as_bytes(),
+        out: Vec::new(),
+        current: Current::default(),
+        paren_depth: 0,
+        begin_depth: 0,
+        identifiers: [0; 4],
+        identifier_count: 0,
+        std_strings: true,
+        counted: (0, 0),
+    };
+    scanner.run()?;
+    Ok(scanner.out)
+}
+
+struct Scanner<'a> {
+    sql: &'a str,
+    bytes: &'a [u8],
+    out: Vec<Statement>,
+    current: Current,
+    // psql's lexer state, under psql's names.
+    paren_depth: u32,
+    begin_depth: u32,
+    identifiers: [u8; 4],
+    identifier_count: usize,
+    /// `standard_conforming_strings`: psql follows the server's setting, so a
+    /// script's own `SET standard_conforming_strings = off` changes how the
+    /// statements after it are read.
+    std_strings: bool,
+    /// (byte offset, characters before it): where character counting got to.
+    counted: (usize, usize),
+}
+
+impl Scanner<'_> {
+    fn run(&mut self) -> Result<(), SplitError> {
+        let bytes = self.bytes;
+        let mut i = 0;
+        while i < bytes.len() {
+            let b = bytes[i];
+            let next = bytes.get(i + 1).copied();
+            i = match b {
+                _ if is_space(b) => i + 1,
+                b'-' if next == Some(b'-') => line_comment_end(bytes, i),
+                b'/' if next == Some(b'*') => {
+                    self.current.comment(i);
+                    block_comment_end(bytes, i)
                 }
-            }
-            b'/' if bytes.get(i + 1) == Some(&b'*') => {
-                let mut depth = 0usize;
-                while i < bytes.len() {
-                    if bytes[i] == b'/' && bytes.get(i + 1) == Some(&b'*') {
-                        depth += 1;
-                        i += 2;
-                    } else if bytes[i] == b'*' && bytes.get(i + 1) == Some(&b'/') {
-                        depth -= 1;
-                        i += 2;
-                        if depth == 0 {
-                            break;
-                        }
-                    } else {
-                        i += 1;
-                    }
+                b'\'' => {
+                    self.current.token(i);
+                    string_end(bytes, i + 1, !self.std_strings)
                 }
-            }
-            b'\'' => {
-                current.touch(i);
-                i = skip_quoted(bytes, i, b'\'', false);
-            }
-            b'"' => {
-                current.touch(i);
-                i = skip_quoted(bytes, i, b'"', false);
-            }
-            b'$' => {
-                current.touch(i);
-                let preceded_by_ident = i > 0 && is_ident_char(bytes[i - 1]);
-                if !preceded_by_ident && bytes.get(i + 1).is_some_and(u8::is_ascii_digit) {
-                    let mut j = i + 1;
-                    while j < bytes.len() && bytes[j].is_ascii_digit() {
-                        j += 1;
-                    }
-                    let n = sql[i + 1..j].parse().unwrap_or(usize::MAX);
-                    current.placeholders.push((i, j, n));
-                    i = j;
-                } else if let Some(tag_end) =
-                    (!preceded_by_ident).then(|| dollar_tag(bytes, i)).flatten()
-                {
-                    let tag = &bytes[i..tag_end];
-                    let mut j = tag_end;
-                    i = loop {
-                        if j >= bytes.len() {
-                            break bytes.len();
-                        }
-                        if bytes[j..].starts_with(tag) {
-                            break j + tag.len();
-                        }
-                        j += 1;
-                    };
-                } else {
-                    i += 1;
+                b'"' => {
+                    self.current.token(i);
+                    quoted_ident_end(bytes, i + 1)
                 }
-            }
-            _ if is_ident_start(b) => {
-                current.touch(i);
-                let start = i;
-                while i < bytes.len() && is_ident_char(bytes[i]) {
-                    i += 1;
+                b'$' => {
+                    self.current.token(i);
+                    self.dollar(i)
                 }
-                // E'...' (and e'...') is an escape string: backslashes escape.
-                if i == start + 1 && (b == b'e' || b == b'E') && bytes.get(i) == Some(&b'\'') {
-                    i = skip_quoted(bytes, i, b'\'', true);
-                    continue;
+                b'(' => {
+                    self.current.token(i);
+                    self.paren_depth += 1;
+                    i + 1
                 }
-                current.word(&sql[start..i]);
-            }
-            _ if b.is_ascii_whitespace() => i += 1,
-            _ => {
-                current.touch(i);
-                i += 1;
+                b')' => {
+                    self.current.token(i);
+                    self.paren_depth = self.paren_depth.saturating_sub(1);
+                    i + 1
+                }
+                b';' if self.paren_depth == 0 && self.begin_depth == 0 => {
+                    self.identifier_count = 0;
+                    self.finish(i)?
+                }
+                b'\\' => self.meta_command(i)?,
+                b'0'..=b'9' => {
+                    self.current.token(i);
+                    number_end(bytes, i)
+                }
+                _ if is_ident_start(b) => {
+                    self.current.token(i);
+                    self.word_or_prefixed(i)
+                }
+                _ => {
+                    self.current.token(i);
+                    i + 1
+                }
+            };
+        }
+        self.finish(bytes.len())?;
+        Ok(())
+    }
+
+    /// A token starting with a letter: a prefixed string (`B''`, `X''`,
+    /// `N''`, `E''`, `U&''`, `U&""`) or an identifier/keyword.
+    fn word_or_prefixed(&mut self, i: usize) -> usize {
+        let bytes = self.bytes;
+        let b = bytes[i].to_ascii_lowercase();
+        let next = bytes.get(i + 1).copied();
+        match (b, next) {
+            (b'b' | b'x', Some(b'\'')) => return string_end(bytes, i + 2, false),
+            (b'e', Some(b'\'')) => return string_end(bytes, i + 2, true),
+            // `N'...'`: psql takes the `n` alone; the quote then opens a string.
+            (b'n', Some(b'\'')) => return i + 1,
+            (b'u', Some(b'&')) => match bytes.get(i + 2) {
+                Some(b'\'') => return string_end(bytes, i + 3, false),
+                Some(b'"') => return quoted_ident_end(bytes, i + 3),
+                // psql's `xufailed`: the `u` alone, not an identifier.
+                _ => return i + 1,
+            },
+            _ => {}
+        }
+        let mut end = i + 1;
+        while end < bytes.len() && is_ident_cont(bytes[end]) {
+            end += 1;
+        }
+        let word = &self.sql[i..end];
+        self.identifier(word);
+        self.current.word(word);
+        end
+    }
+
+    /// psql's identifier rule: tracks `CREATE [OR REPLACE] FUNCTION|PROCEDURE`
+    /// and the `BEGIN`/`CASE`/`END` nesting of its body.
+    fn identifier(&mut self, word: &str) {
+        if self.identifier_count == 0 {
+            self.identifiers = [0; 4];
+        }
+        let is = |keyword: &str| word.eq_ignore_ascii_case(keyword);
+        if (is("create") || is("function") || is("procedure") || is("or") || is("replace"))
+            && self.identifier_count < self.identifiers.len()
+        {
+            self.identifiers[self.identifier_count] = word.as_bytes()[0].to_ascii_lowercase();
+        }
+        self.identifier_count += 1;
+        if self.creates_routine() && self.paren_depth == 0 {
+            if is("begin") {
+                self.begin_depth += 1;
+            } else if is("case") {
+                // CASE also ends with END; it only matters inside a BEGIN.
+                if self.begin_depth >= 1 {
+                    self.begin_depth += 1;
+                }
+            } else if is("end") {
+                self.begin_depth = self.begin_depth.saturating_sub(1);
             }
         }
     }
-    current.finish(sql, bytes.len(), &mut out);
-    out
-}
 
-/// The end of a `$tag$` opening at `i`, if one does.
-fn dollar_tag(bytes: &[u8], i: usize) -> Option<usize> {
-    let mut j = i + 1;
-    if bytes.get(j).is_some_and(|&b| is_ident_start(b)) {
-        while j < bytes.len() && (is_ident_start(bytes[j]) || bytes[j].is_ascii_digit()) {
-            j += 1;
+    /// The statement so far starts `CREATE [OR REPLACE] FUNCTION|PROCEDURE`.
+    fn creates_routine(&self) -> bool {
+        let ids = &self.identifiers;
+        ids[0] == b'c'
+            && (matches!(ids[1], b'f' | b'p')
+                || (ids[1] == b'o' && ids[2] == b'r' && matches!(ids[3], b'f' | b'p')))
+    }
+
+    /// A `$` at the start of a token: a `$n` placeholder, a dollar-quoted
+    /// string, or a lone `$`.
+    fn dollar(&mut self, i: usize) -> usize {
+        let bytes = self.bytes;
+        if bytes.get(i + 1).is_some_and(u8::is_ascii_digit) {
+            let mut j = i + 1;
+            while j < bytes.len() && bytes[j].is_ascii_digit() {
+                j += 1;
+            }
+            if bytes.get(j).is_some_and(|&b| is_ident_start(b)) {
+                // `$1abc`: one junk token the server refuses; not a placeholder.
+                return number_end(bytes, j);
+            }
+            let n = self.sql[i + 1..j].parse().unwrap_or(usize::MAX);
+            self.current.placeholders.push((i, j, n));
+            return j;
+        }
+        let mut j = i + 1;
+        if bytes.get(j).is_some_and(|&b| is_ident_start(b)) {
+            while j < bytes.len() && (is_ident_start(bytes[j]) || bytes[j].is_ascii_digit()) {
+                j += 1;
+            }
+        }
+        if bytes.get(j) != Some(&b'$') {
+            // psql's `dolqfailed`: the `$` alone; what follows is lexed anew.
+            return i + 1;
+        }
+        let tag = &bytes[i..=j];
+        let body = j + 1;
+        match find(&bytes[body..], tag) {
+            Some(at) => body + at + tag.len(),
+            None => bytes.len(),
         }
     }
-    (bytes.get(j) == Some(&b'$')).then_some(j + 1)
-}
 
-/// Skips a quoted run opening at `i`; a doubled quote stays inside. With
-/// `backslash`, `\x` escapes any character.
-fn skip_quoted(bytes: &[u8], i: usize, quote: u8, backslash: bool) -> usize {
-    let mut j = i + 1;
-    while j < bytes.len() {
-        let b = bytes[j];
-        if backslash && b == b'\\' {
-            j += 2;
-        } else if b == quote {
-            if bytes.get(j + 1) == Some(&quote) {
-                j += 2;
+    /// Ends the statement being scanned at `end` (a `;` or the end of the
+    /// script) and returns where scanning goes on.
+    fn finish(&mut self, end: usize) -> Result<usize, SplitError> {
+        let current = std::mem::take(&mut self.current);
+        let resume = end + 1;
+        let Some(start) = current.start.filter(|_| current.has_token) else {
+            return Ok(resume);
+        };
+        let text_end = start + self.sql[start..end].trim_end().len();
+        let (from, chars) = self.counted;
+        let char_offset = chars + self.sql[from..start].chars().count();
+        self.counted = (start, char_offset);
+        let server_params = current.command == "PREPARE" || self.creates_routine();
+        if let Some(on) = sets_standard_strings(&current.command, &self.sql[start..text_end]) {
+            self.std_strings = on;
+        }
+        let mut stmt = Statement {
+            start,
+            end: text_end,
+            char_offset,
+            command: current.command,
+            placeholders: current.placeholders,
+            server_params,
+            writes: current.writes,
+            copy_to_stdout: current.to_stdout,
+            copy_data: None,
+        };
+        let mut resume = resume;
+        if current.from_stdin && stmt.command == "COPY" {
+            let (data, after) = self.copy_data(&stmt, end)?;
+            stmt.copy_data = Some(data);
+            resume = after;
+        }
+        self.out.push(stmt);
+        Ok(resume)
+    }
+
+    /// The inline data of a `COPY ... FROM stdin` ending at `end`: the lines
+    /// after it up to a line `\.`, and where scanning resumes after that line.
+    fn copy_data(&self, stmt: &Statement, end: usize) -> Result<(Range<usize>, usize), SplitError> {
+        let bytes = self.bytes;
+        let no_data = || SplitError {
+            message: format!(
+                "line {}: COPY ... FROM stdin needs its data in the script: the lines after the statement, ending with a line \\. (as pg_dump writes them)",
+                self.line_of(stmt.start)
+            ),
+            position: stmt.char_offset as u32 + 1,
+        };
+        if end >= bytes.len() {
+            return Err(no_data());
+        }
+        // Only whitespace or a comment may follow the `;` on its line.
+        let mut i = end + 1;
+        while i < bytes.len() && bytes[i] != b'\n' {
+            if bytes[i] == b'-' && bytes.get(i + 1) == Some(&b'-') {
+                i = line_comment_end(bytes, i);
+            } else if matches!(bytes[i], b' ' | b'\t' | b'\r' | 0x0c) {
+                i += 1;
             } else {
-                return j + 1;
+                return Err(SplitError {
+                    message: format!(
+                        "line {}: the data of COPY ... FROM stdin starts on the next line; nothing else may follow the statement on its line",
+                        self.line_of(i)
+                    ),
+                    position: self.char_position(i),
+                });
+            }
+        }
+        let data_start = (i + 1).min(bytes.len());
+        let mut line = data_start;
+        while line < bytes.len() {
+            let line_end = bytes[line..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(bytes.len(), |at| line + at);
+            let text = &bytes[line..line_end];
+            if text == b"\\." || text == b"\\.\r" {
+                return Ok((data_start..line, line_end + 1));
+            }
+            line = line_end + 1;
+        }
+        Err(no_data())
+    }
+
+    /// A backslash outside quotes: psql's meta-commands. `\restrict` and
+    /// `\unrestrict` (which pg_dump writes around a plain dump) only limit
+    /// which meta-commands psql may run, and dbbridge runs none, so their
+    /// line is passed over; any other is refused with its line.
+    fn meta_command(&self, i: usize) -> Result<usize, SplitError> {
+        let bytes = self.bytes;
+        let name_end = bytes[i + 1..]
+            .iter()
+            .position(|&b| is_space(b) || b == b'\\')
+            .map_or(bytes.len(), |at| i + 1 + at);
+        let name = &self.sql[i..name_end.max(i + 1)];
+        let at_line_start = bytes[..i]
+            .iter()
+            .rev()
+            .take_while(|&&b| b != b'\n')
+            .all(|&b| is_space(b));
+        if at_line_start
+            && self.current.start.is_none()
+            && matches!(name, "\\restrict" | "\\unrestrict")
+        {
+            return Ok(line_comment_end(bytes, i));
+        }
+        Err(SplitError {
+            message: format!(
+                "line {}: {name} is a psql meta-command, not SQL; dbbridge sends only SQL to the server (remove the line, or run the script with psql)",
+                self.line_of(i)
+            ),
+            position: self.char_position(i),
+        })
+    }
+
+    fn line_of(&self, at: usize) -> usize {
+        1 + self.bytes[..at].iter().filter(|&&b| b == b'\n').count()
+    }
+
+    fn char_position(&self, at: usize) -> u32 {
+        (self.sql[..at].chars().count() + 1) as u32
+    }
+}
+
+/// The end of a `--` comment starting at `i` (its newline is whitespace).
+fn line_comment_end(bytes: &[u8], i: usize) -> usize {
+    bytes[i..]
+        .iter()
+        .position(|&b| b == b'\n' || b == b'\r')
+        .map_or(bytes.len(), |at| i + at)
+}
+
+/// The end of a (nested) block comment opening at `i`.
+fn block_comment_end(bytes: &[u8], i: usize) -> usize {
+    let mut depth = 0usize;
+    let mut j = i;
+    while j < bytes.len() {
+        if bytes[j] == b'/' && bytes.get(j + 1) == Some(&b'*') {
+            depth += 1;
+            j += 2;
+        } else if bytes[j] == b'*' && bytes.get(j + 1) == Some(&b'/') {
+            depth -= 1;
+            j += 2;
+            if depth == 0 {
+                return j;
             }
         } else {
             j += 1;
@@ -174,162 +428,128 @@ fn skip_quoted(bytes: &[u8], i: usize, quote: u8, backslash: bool) -> usize {
     bytes.len()
 }
 
+/// The end of a string literal whose text starts at `j` (after the opening
+/// quote). A doubled quote stays inside; with `backslash` (an `E''` string)
+/// a backslash escapes the next byte.
+fn string_end(bytes: &[u8], mut j: usize, backslash: bool) -> usize {
+    while j < bytes.len() {
+        match bytes[j] {
+            b'\\' if backslash => j += 2,
+            b'\'' if bytes.get(j + 1) == Some(&b'\'') => j += 2,
+            b'\'' => return j + 1,
+            _ => j += 1,
+        }
+    }
+    bytes.len()
+}
+
+fn quoted_ident_end(bytes: &[u8], mut j: usize) -> usize {
+    while j < bytes.len() {
+        if bytes[j] == b'"' {
+            if bytes.get(j + 1) == Some(&b'"') {
+                j += 2;
+                continue;
+            }
+            return j + 1;
+        }
+        j += 1;
+    }
+    bytes.len()
+}
+
+/// The end of a numeric token at `i`: digits, then (as Postgres 16+ lexes
+/// `123abc`) any identifier glued to them.
+fn number_end(bytes: &[u8], i: usize) -> usize {
+    let mut j = i;
+    while j < bytes.len() && (bytes[j].is_ascii_digit() || bytes[j] == b'_') {
+        j += 1;
+    }
+    if bytes.get(j).is_some_and(|&b| is_ident_start(b)) {
+        while j < bytes.len() && is_ident_cont(bytes[j]) {
+            j += 1;
+        }
+    }
+    j
+}
+
+/// What a `SET`/`RESET` statement does to `standard_conforming_strings`,
+/// if it names it (`RESET ALL` puts back the default, on).
+fn sets_standard_strings(command: &str, text: &str) -> Option<bool> {
+    if command != "SET" && command != "RESET" {
+        return None;
+    }
+    let lower = text.to_ascii_lowercase();
+    let words: Vec<&str> = lower
+        .split(|c: char| c.is_whitespace() || c == '=' || c == '\'')
+        .filter(|w| !w.is_empty())
+        .collect();
+    match words.as_slice() {
+        ["reset", "all"] | ["reset", "standard_conforming_strings"] => Some(true),
+        ["set", rest @ ..] => {
+            let rest = match rest {
+                ["session" | "local", rest @ ..] => rest,
+                rest => rest,
+            };
+            match rest {
+                ["standard_conforming_strings", "to", value]
+                | ["standard_conforming_strings", value] => match *value {
+                    "off" | "false" | "0" | "no" => Some(false),
+                    "on" | "true" | "1" | "yes" | "default" => Some(true),
+                    _ => None,
+                },
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
 /// The statement being scanned.
-struct Fresh {
-    /// Byte offset of the first token, once there is one.
-    first: Option<usize>,
+#[derive(Default)]
+struct Current {
+    /// Byte offset of the first token or block comment.
+    start: Option<usize>,
+    /// Whether it holds anything but comments.
+    has_token: bool,
     command: String,
     placeholders: Vec<(usize, usize, usize)>,
     writes: bool,
-    copy_stdio: bool,
+    previous_word: Option<&'static str>,
+    from_stdin: bool,
+    to_stdout: bool,
 }
 
-impl Fresh {
-    fn new() -> Self {
-        Fresh {
-            first: None,
-            command: String::new(),
-            placeholders: Vec::new(),
-            writes: false,
-            copy_stdio: false,
-        }
+impl Current {
+    fn comment(&mut self, at: usize) {
+        self.start.get_or_insert(at);
     }
 
-    fn touch(&mut self, at: usize) {
-        if self.first.is_none() {
-            self.first = Some(at);
-        }
+    fn token(&mut self, at: usize) {
+        self.start.get_or_insert(at);
+        self.has_token = true;
     }
 
     fn word(&mut self, word: &str) {
         if self.command.is_empty() {
             self.command = word.to_ascii_uppercase();
         }
-        if word.len() <= 6 {
-            let upper = word.to_ascii_uppercase();
-            match upper.as_str() {
-                "INTO" | "INSERT" | "UPDATE" | "DELETE" | "MERGE" => self.writes = true,
-                "STDIN" | "STDOUT" => self.copy_stdio = true,
-                _ => {}
-            }
+        let keyword = [
+            "INTO", "INSERT", "UPDATE", "DELETE", "MERGE", "FROM", "TO", "STDIN", "STDOUT",
+        ]
+        .into_iter()
+        .find(|k| word.eq_ignore_ascii_case(k));
+        match (self.previous_word, keyword) {
+            (_, Some("INTO" | "INSERT" | "UPDATE" | "DELETE" | "MERGE")) => self.writes = true,
+            (Some("FROM"), Some("STDIN")) => self.from_stdin = true,
+            (Some("TO"), Some("STDOUT")) => self.to_stdout = true,
+            _ => {}
         }
+        self.previous_word = keyword;
     }
-
-    fn finish(self, sql: &str, end: usize, out: &mut Vec<Statement>) {
-        let Some(start) = self.first else { return };
-        let end = start + sql[start..end].trim_end().len();
-        out.push(Statement {
-            start,
-            end,
-            char_offset: sql[..start].chars().count(),
-            command: self.command,
-            placeholders: self.placeholders,
-            writes: self.writes,
-            copy_stdio: self.copy_stdio,
-        });
-    }
-}
-
-/// A statement with its parameters written in as literals, and what is needed
-/// to map a server error position back to the caller's text.
-#[derive(Debug)]
-pub struct Bound {
-    pub sql: String,
-    /// (character offset in `sql`, character offset in the original statement,
-    /// length in `sql`, length of the placeholder) of each written-in literal.
-    subs: Vec<(usize, usize, usize, usize)>,
-    char_offset: usize,
-}
-
-impl Bound {
-    /// Maps a 1-based character position in `sql` to one in the whole script.
-    pub fn script_position(&self, position: u32) -> u32 {
-        let p = position.saturating_sub(1) as usize;
-        let mut mapped = p;
-        for &(new_at, old_at, new_len, old_len) in &self.subs {
-            if p < new_at {
-                break;
-            }
-            if p < new_at + new_len {
-                // Inside a written-in literal: point at its placeholder.
-                mapped = old_at;
-                break;
-            }
-            mapped = p + old_at + old_len - new_at - new_len;
-        }
-        (self.char_offset + mapped + 1) as u32
-    }
-}
-
-/// Writes `params` into `stmt` (of `script`) in place of its `$n`
-/// placeholders. Strings become escape-string literals (`E'...'`, which mean the
-/// same whatever `standard_conforming_strings` says), other values their JSON
-/// text as a literal of unknown type, so Postgres infers the type exactly as for
-/// a bound parameter.
-pub fn bind(script: &str, stmt: &Statement, params: &[serde_json::Value]) -> Result<Bound, String> {
-    let text = &script[stmt.start..stmt.end];
-    if stmt.placeholders.is_empty() {
-        return Ok(Bound {
-            sql: text.to_string(),
-            subs: Vec::new(),
-            char_offset: stmt.char_offset,
-        });
-    }
-    let mut sql = String::with_capacity(text.len() + 16 * stmt.placeholders.len());
-    let mut subs = Vec::new();
-    let mut copied = stmt.start;
-    let mut new_chars = 0usize;
-    let mut old_chars = 0usize;
-    for &(from, to, n) in &stmt.placeholders {
-        let Some(value) = n.checked_sub(1).and_then(|i| params.get(i)) else {
-            return Err(format!(
-                "the statement uses ${n} but {} parameter(s) were given",
-                params.len()
-            ));
-        };
-        let before = &script[copied..from];
-        sql.push_str(before);
-        let before_chars = before.chars().count();
-        new_chars += before_chars;
-        old_chars += before_chars;
-        let literal = literal(value)?;
-        let literal_chars = literal.chars().count();
-        subs.push((new_chars, old_chars, literal_chars, to - from));
-        sql.push_str(&literal);
-        new_chars += literal_chars;
-        old_chars += to - from;
-        copied = to;
-    }
-    sql.push_str(&script[copied..stmt.end]);
-    Ok(Bound {
-        sql,
-        subs,
-        char_offset: stmt.char_offset,
-    })
-}
-
-fn literal(value: &serde_json::Value) -> Result<String, String> {
-    let text = match value {
-        serde_json::Value::Null => return Ok("NULL".to_string()),
-        serde_json::Value::Bool(b) => return Ok(if *b { "'true'" } else { "'false'" }.into()),
-        serde_json::Value::Number(n) => return Ok(format!("'{n}'")),
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
-    if text.contains('\0') {
-        return Err("a parameter holds a NUL character, which Postgres text cannot store".into());
-    }
-    let mut out = String::with_capacity(text.len() + 3);
-    out.push_str("E'");
-    for c in text.chars() {
-        match c {
-            '\'' => out.push_str("''"),
-            '\\' => out.push_str("\\\\"),
-            _ => out.push(c),
-        }
-    }
-    out.push('\'');
-    Ok(out)
 }
 
 #[cfg(test)]
@@ -337,7 +557,11 @@ mod tests {
     use super::*;
 
     fn texts(sql: &str) -> Vec<&str> {
-        split(sql).iter().map(|s| &sql[s.start..s.end]).collect()
+        split(sql)
+            .expect("splits")
+            .iter()
+            .map(|s| &sql[s.start..s.end])
+            .collect()
     }
 
     #[test]
@@ -356,7 +580,7 @@ mod tests {
     #[test]
     fn function_bodies_stay_whole() {
         let sql = "CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $body$\nBEGIN\n  -- it's; fine\n  RETURN 1;\nEND;\n$body$;\nSELECT f();";
-        let parts = split(sql);
+        let parts = split(sql).expect("splits");
         assert_eq!(parts.len(), 2);
         assert!(sql[parts[0].start..parts[0].end].ends_with("$body$"));
         assert_eq!(parts[0].command, "CREATE");
@@ -365,59 +589,188 @@ mod tests {
     }
 
     #[test]
-    fn comment_only_statements_are_dropped() {
-        assert!(split("  -- nothing\n /* here */ ; ").is_empty());
+    fn begin_atomic_bodies_with_case_stay_whole() {
+        let body = "CREATE FUNCTION f(a int) RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT a + 1; SELECT CASE WHEN a > 0 THEN 1 ELSE 2 END; END";
+        let sql = format!("{body};\nSELECT 1;");
+        assert_eq!(texts(&sql), vec![body, "SELECT 1"]);
+        let replace = "create or replace procedure p() language sql begin atomic insert into t values (1); end";
+        assert_eq!(
+            texts(&format!("{replace}; select 2")),
+            vec![replace, "select 2"]
+        );
+        // Outside a routine, BEGIN is a transaction and `;` ends it.
+        assert_eq!(
+            texts("BEGIN; SELECT 1; END;"),
+            vec!["BEGIN", "SELECT 1", "END"]
+        );
+        // CREATE TRIGGER is not a routine: its BEGIN-less body is no block.
+        assert_eq!(
+            texts(
+                "create trigger t before insert on x for each row execute function f(); select 1"
+            ),
+            vec![
+                "create trigger t before insert on x for each row execute function f()",
+                "select 1"
+            ]
+        );
     }
 
     #[test]
-    fn placeholders_and_dollar_idents() {
-        let sql = "select $1, a$1, '$2', $$ $3 $$, $2";
-        let s = &split(sql)[0];
+    fn semicolons_inside_parentheses_do_not_end_a_statement() {
+        let rule = "CREATE RULE r AS ON INSERT TO t DO ALSO (INSERT INTO a VALUES (1); INSERT INTO a VALUES (2))";
+        assert_eq!(texts(&format!("{rule}; SELECT 1")), vec![rule, "SELECT 1"]);
+        // A stray `)` does not go below zero.
+        assert_eq!(texts("select 1); select 2"), vec!["select 1)", "select 2"]);
+    }
+
+    #[test]
+    fn a_string_after_a_newline_is_a_string_of_its_own_as_in_psql() {
+        // SQL would continue E'a' into the second line; psql, reading line by
+        // line, takes '\' as a standard string and ends the statement at `;`.
+        let sql = "select E'a'\n'\\';' ; select 2";
+        assert_eq!(texts(sql), vec!["select E'a'\n'\\'", "' ; select 2"]);
+    }
+
+    #[test]
+    fn prefixed_strings_and_identifiers() {
+        let sql = "select U&'d\\0061t;a', U&\"a;b\", B'1;0', X'1F;', N'n;';select u&x; select 3";
+        assert_eq!(
+            texts(sql),
+            vec![
+                "select U&'d\\0061t;a', U&\"a;b\", B'1;0', X'1F;', N'n;'",
+                "select u&x",
+                "select 3"
+            ]
+        );
+    }
+
+    #[test]
+    fn comment_only_statements_are_dropped() {
+        assert!(
+            split("  -- nothing\n /* here */ ; ")
+                .expect("splits")
+                .is_empty()
+        );
+        // A block comment before a statement belongs to it, as in psql.
+        assert_eq!(
+            texts("/* a */ select 1; -- b\nselect 2"),
+            vec!["/* a */ select 1", "select 2"]
+        );
+    }
+
+    #[test]
+    fn placeholders_dollar_idents_and_server_params() {
+        let sql = "select $1, a$1, '$2', $$ $3 $$, $2, 1$$ $9 $$";
+        let s = &split(sql).expect("splits")[0];
         let ns: Vec<usize> = s.placeholders.iter().map(|p| p.2).collect();
         assert_eq!(ns, vec![1, 2]);
+        assert!(!s.server_params);
+        let script = "PREPARE p(int) AS SELECT $1 + 1; EXECUTE p(1); CREATE FUNCTION f(int) RETURNS int LANGUAGE sql RETURN $1";
+        let parts = split(script).expect("splits");
+        assert_eq!(
+            parts.iter().map(|s| s.server_params).collect::<Vec<_>>(),
+            vec![true, false, true]
+        );
     }
 
     #[test]
     fn classification() {
-        let first = |sql: &str| split(sql).remove(0);
+        let first = |sql: &str| split(sql).expect("splits").remove(0);
         assert!(first("with x as (select 1) select * from x").cursor_safe());
         assert!(!first("with x as (delete from t returning *) select * from x").cursor_safe());
         assert!(!first("select * into t2 from t").cursor_safe());
         assert!(!first("select * from t for update").cursor_safe());
-        assert!(first("copy t to stdout").copy_stdio);
-        assert!(!first("select 'stdin'").copy_stdio);
+        assert!(first("copy t to stdout").copy_to_stdout);
+        assert!(!first("select 'stdin'").copy_to_stdout);
+        assert!(!first("copy t (stdout) from '/f'").copy_to_stdout);
     }
 
     #[test]
-    fn binding_escapes_and_maps_positions() {
-        let sql = "select $1, $2, $3 + 1, $4 from nowhere";
-        let stmt = &split(sql)[0];
-        let params = vec![
-            serde_json::json!("it's \\ here"),
-            serde_json::Value::Null,
-            serde_json::json!(41),
-            serde_json::json!(true),
-        ];
-        let bound = bind(sql, stmt, &params).expect("bound");
-        assert_eq!(
-            bound.sql,
-            "select E'it''s \\\\ here', NULL, '41' + 1, 'true' from nowhere"
-        );
-        // "nowhere" in the bound text maps back to "nowhere" in the script.
-        let at = bound.sql.find("nowhere").expect("there") as u32 + 1;
-        assert_eq!(at as usize, bound.sql.chars().count() - 6);
-        assert_eq!(
-            bound.script_position(at) as usize,
-            sql.find("nowhere").expect("there") + 1
-        );
-        assert!(bind(sql, stmt, &params[..2]).is_err());
+    fn copy_from_stdin_takes_its_inline_data() {
+        let sql = "COPY t (a, b) FROM stdin;\n1\tx;y\n\\N\t'q\n\\.\nSELECT 2;";
+        let parts = split(sql).expect("splits");
+        assert_eq!(parts.len(), 2);
+        let data = parts[0].copy_data.clone().expect("data");
+        assert_eq!(&sql[data], "1\tx;y\n\\N\t'q\n");
+        assert_eq!(&sql[parts[1].start..parts[1].end], "SELECT 2");
+        // Empty data, CRLF, a comment after the statement.
+        let sql = "copy t from stdin; -- data\r\n\\.\r\nselect 3";
+        let parts = split(sql).expect("splits");
+        assert_eq!(parts[0].copy_data.clone().map(|r| r.len()), Some(0));
+        assert_eq!(&sql[parts[1].start..parts[1].end], "select 3");
+    }
+
+    #[test]
+    fn copy_from_stdin_without_data_is_refused() {
+        for sql in [
+            "COPY t FROM stdin",
+            "COPY t FROM stdin;",
+            "select 1;\nCOPY t FROM STDIN;\n1\n2\n",
+        ] {
+            let error = split(sql).expect_err(sql);
+            assert!(
+                error.message.contains("needs its data"),
+                "{}",
+                error.message
+            );
+        }
+        let error = split("COPY t FROM stdin; select 1;\n\\.\n").expect_err("text after");
+        assert!(error.message.starts_with("line 1:"), "{}", error.message);
+    }
+
+    #[test]
+    fn meta_commands_are_refused_with_their_line() {
+        let sql = "select 1;\n\\connect other\nselect 2;";
+        let error = split(sql).expect_err("meta-command");
         assert!(
-            bind(
-                "select $1",
-                &split("select $1")[0],
-                &[serde_json::json!("a\0b")]
-            )
-            .is_err()
+            error
+                .message
+                .starts_with("line 2: \\connect is a psql meta-command"),
+            "{}",
+            error.message
         );
+        assert_eq!(error.position, 11);
+        // Inside quotes a backslash is just a character.
+        assert_eq!(
+            texts("select '\\set x', $$\\q$$"),
+            vec!["select '\\set x', $$\\q$$"]
+        );
+    }
+
+    #[test]
+    fn pg_dump_restrict_lines_are_passed_over() {
+        let sql = "--\n-- dump\n--\n\\restrict AbC123\n\nSET x = 1;\nCOPY t FROM stdin;\n1\n\\.\n\n\\unrestrict AbC123\n";
+        let parts = split(sql).expect("splits");
+        assert_eq!(parts.len(), 2);
+        assert_eq!(&sql[parts[0].start..parts[0].end], "SET x = 1");
+        // Not inside a statement, though.
+        assert!(split("select 1 \\restrict x\n;").is_err());
+    }
+
+    #[test]
+    fn standard_conforming_strings_off_makes_backslashes_escape() {
+        let sql = "SET standard_conforming_strings = off;\nselect 'a\\';b'; RESET ALL; select 'c\\'; select 2";
+        assert_eq!(
+            texts(sql),
+            vec![
+                "SET standard_conforming_strings = off",
+                "select 'a\\';b'",
+                "RESET ALL",
+                "select 'c\\'",
+                "select 2"
+            ]
+        );
+    }
+
+    #[test]
+    fn character_offsets_count_characters() {
+        let sql = "select 'é';\nselect 'ü' ; select 3";
+        let parts = split(sql).expect("splits");
+        let offsets: Vec<usize> = parts.iter().map(|s| s.char_offset).collect();
+        let expected: Vec<usize> = parts
+            .iter()
+            .map(|s| sql[..s.start].chars().count())
+            .collect();
+        assert_eq!(offsets, expected);
     }
 }

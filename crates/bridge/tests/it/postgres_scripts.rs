@@ -4,13 +4,16 @@
 //! `query.run` as through psql (routine bodies, rules, `$n` left to the
 //! server, `COPY ... FROM stdin` with inline data, a whole plain dump).
 
+use std::process::Command;
 use std::time::Instant;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use serde_json::{Value, json};
 
+use crate::harness::{Bridge, QueryOutcome};
 use crate::psql_oracle::{self, Comparison, Sent};
-use crate::servers::Cluster;
+use crate::servers::{Cluster, Postgres, postgres};
 
 /// Scripts users paste every day, each of which the old splitter cut wrongly.
 const ISSUE_CASES: &str = "\
@@ -225,4 +228,239 @@ fn generated_scripts_split_as_psql_does() {
         total += bridge.len();
     }
     eprintln!("generated scripts: {total} statements matched psql (seed {seed})");
+}
+
+/// Runs `sql` through `query.run` on a fresh session of `database`.
+fn run(pg: &Postgres, database: &str, sql: &str, extra: Value) -> QueryOutcome {
+    let mut bridge = Bridge::start();
+    let session = bridge.open_session(&pg.connection(database));
+    bridge.query(&session, sql, extra)
+}
+
+fn psql_value(pg: &Postgres, database: &str, sql: &str) -> String {
+    let out = pg.psql(database, sql);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .trim_end()
+        .to_string()
+}
+
+#[test]
+fn issue_scripts_run_through_query_run() {
+    let Some(pg) = postgres() else { return };
+    let db = pg.create_database();
+    let out = run(&pg, &db, ISSUE_CASES, json!({}));
+    assert_eq!(out.status(), "completed", "{}", out.done);
+    let commands: Vec<&str> = out.done["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["command"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        commands,
+        [
+            "CREATE", "CREATE", "CREATE", "CREATE", "CREATE", "PREPARE", "EXECUTE", "COPY",
+            "SELECT"
+        ]
+    );
+    // EXECUTE p(1): the server bound its own $1.
+    assert_eq!(out.rows(6), [json!([2])]);
+    assert_eq!(out.done["results"][7]["affectedRows"], 2);
+    // f's BEGIN ATOMIC body ran whole (the last SELECT is its result).
+    assert_eq!(out.rows(8), [json!([3, 1, "2"])]);
+    // The rule's two actions both stand.
+    psql_value(&pg, &db, "INSERT INTO t VALUES (5)");
+    assert_eq!(psql_value(&pg, &db, "SELECT count(*) FROM a"), "4");
+}
+
+#[test]
+fn params_bind_to_the_callers_statements_only() {
+    let Some(pg) = postgres() else { return };
+    let db = pg.create_database();
+    let sql = "PREPARE q(int) AS SELECT $1 * 2; SELECT $1 + 1 AS plus; EXECUTE q(5);\nCREATE FUNCTION h(a int) RETURNS int LANGUAGE sql RETURN $1 * 3; SELECT h($1)";
+    let out = run(&pg, &db, sql, json!({"params": [41]}));
+    assert_eq!(out.status(), "completed", "{}", out.done);
+    assert_eq!(out.rows(1), [json!([42])]);
+    assert_eq!(out.rows(2), [json!([10])]);
+    assert_eq!(out.rows(4), [json!([123])]);
+    // A placeholder past the params is refused before the statement runs.
+    let out = run(&pg, &db, "SELECT 1; SELECT $2", json!({"params": [1]}));
+    assert_eq!(out.status(), "failed");
+    assert_eq!(out.done["error"]["code"], "INVALID_PARAMS", "{}", out.done);
+}
+
+#[test]
+fn copy_from_stdin_runs_with_its_inline_data() {
+    let Some(pg) = postgres() else { return };
+    let db = pg.create_database();
+    let sql = "CREATE TABLE c (id int, t text, b bytea);\nCOPY c (id, t, b) FROM stdin;\n1\ttab\\there\t\\\\x00ff\n2\t\\N\t\\N\n3\tback\\\\slash; 'q' \"d\" é\t\\\\x\n\\.\nSELECT id, t, b FROM c ORDER BY id;\nSELECT nope FROM nowhere";
+    let out = run(&pg, &db, sql, json!({}));
+    assert_eq!(out.status(), "failed", "{}", out.done);
+    assert_eq!(out.done["results"][1]["command"], "COPY");
+    assert_eq!(out.done["results"][1]["affectedRows"], 3);
+    assert_eq!(
+        out.rows(2),
+        [
+            json!([1, "tab\there", "AP8="]),
+            json!([2, null, null]),
+            json!([3, "back\\slash; 'q' \"d\" é", ""])
+        ]
+    );
+    // The error after the data points into the caller's script.
+    let position = sql[..sql.find("nowhere").unwrap()].chars().count() + 1;
+    assert_eq!(
+        out.done["error"]["details"]["position"], position,
+        "{}",
+        out.done
+    );
+}
+
+#[test]
+fn scripts_that_are_not_sql_are_refused_before_anything_runs() {
+    let Some(pg) = postgres() else { return };
+    let db = pg.create_database();
+    let mut bridge = Bridge::start();
+    let session = bridge.open_session(&pg.connection(&db));
+    let cases = [
+        (
+            "CREATE TABLE m1 (x int);\n\\connect other\nSELECT 1;",
+            "line 2: \\connect is a psql meta-command",
+        ),
+        (
+            "CREATE TABLE m1 (x int);\nSELECT 1 \\gset\n",
+            "line 2: \\gset",
+        ),
+        (
+            "CREATE TABLE m1 (x int);\nCOPY m1 FROM STDIN;",
+            "line 2: COPY ... FROM stdin needs its data",
+        ),
+        (
+            "CREATE TABLE m1 (x int); COPY m1 FROM STDIN; SELECT 1;\n1\n\\.\n",
+            "nothing else may follow",
+        ),
+    ];
+    for (sql, message) in cases {
+        let out = bridge.query(&session, sql, json!({}));
+        assert_eq!(out.status(), "failed", "{sql}");
+        assert_eq!(out.done["error"]["code"], "INVALID_PARAMS");
+        let text = out.done["error"]["message"].as_str().unwrap();
+        assert!(text.contains(message), "{text}");
+        assert!(out.done["results"].as_array().unwrap().is_empty());
+    }
+    assert_eq!(
+        psql_value(&pg, &db, "SELECT to_regclass('m1') IS NULL"),
+        "t"
+    );
+    // Bad COPY data fails with the server's error; the session reads on.
+    let out = bridge.query(
+        &session,
+        "CREATE TABLE n (x int); COPY n FROM stdin;\nnot a number\n\\.\n",
+        json!({}),
+    );
+    assert_eq!(out.done["error"]["code"], "QUERY_FAILED", "{}", out.done);
+    assert_eq!(out.done["error"]["details"]["sqlstate"], "22P02");
+    let out = bridge.query(&session, "SELECT count(*) FROM n", json!({}));
+    assert_eq!(out.rows(0), [json!(["0"])]);
+}
+
+/// A database that holds what a plain dump must carry: SQL-standard routine
+/// bodies, a rule with two actions, a trigger, and COPY data with tabs,
+/// backslashes, NULLs and non-ASCII text.
+const FIXTURE: &str = r#"
+CREATE TABLE item (id int PRIMARY KEY, name text, note text, price numeric(12,2), raw bytea);
+CREATE TABLE audit (item_id int, what text);
+CREATE TABLE item_log (id int, at_price numeric);
+CREATE FUNCTION add_tax(p numeric) RETURNS numeric LANGUAGE sql IMMUTABLE
+BEGIN ATOMIC
+  SELECT CASE WHEN p IS NULL THEN NULL ELSE round(p * 1.2, 2) END;
+END;
+CREATE PROCEDURE log_item(i int) LANGUAGE sql
+BEGIN ATOMIC
+  INSERT INTO item_log SELECT id, price FROM item WHERE id = i;
+  INSERT INTO item_log VALUES (i, NULL);
+END;
+CREATE FUNCTION audit_trigger() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO audit VALUES (NEW.id, 'insert; with a semicolon');
+  RETURN NEW;
+END;
+$$;
+CREATE TRIGGER item_audit AFTER INSERT ON item FOR EACH ROW EXECUTE FUNCTION audit_trigger();
+CREATE RULE item_rule AS ON UPDATE TO item DO ALSO (INSERT INTO audit VALUES (NEW.id, 'update 1'); INSERT INTO audit VALUES (NEW.id, 'update 2'));
+CREATE VIEW priced AS SELECT id, add_tax(price) AS gross FROM item;
+INSERT INTO item
+SELECT g, 'name ' || g || E'\ttab\\back', CASE WHEN g % 7 = 0 THEN NULL ELSE E'line\nbreak é ü; ''q''' END,
+       g * 1.25, decode(lpad(to_hex(g), 8, '0'), 'hex')
+FROM generate_series(1, 5000) g;
+UPDATE item SET price = price + 1 WHERE id <= 3;
+CALL log_item(2);
+"#;
+
+fn checksums(pg: &Postgres, database: &str) -> String {
+    psql_value(
+        pg,
+        database,
+        "SELECT 'item', md5(string_agg(t::text, E'\\n' ORDER BY t.id)) FROM item t;
+         SELECT 'audit', md5(string_agg(t::text, E'\\n' ORDER BY t::text)) FROM audit t;
+         SELECT 'item_log', md5(string_agg(t::text, E'\\n' ORDER BY t::text)) FROM item_log t;
+         SELECT 'routines', md5(string_agg(pg_get_functiondef(p.oid), E'\\n' ORDER BY proname)) FROM pg_proc p WHERE pronamespace = 'public'::regnamespace;
+         SELECT 'rules', md5(string_agg(definition, E'\\n' ORDER BY rulename)) FROM pg_rules WHERE schemaname = 'public';
+         SELECT 'triggers', md5(string_agg(pg_get_triggerdef(t.oid), E'\\n' ORDER BY tgname)) FROM pg_trigger t WHERE NOT tgisinternal;
+         SELECT 'view', pg_get_viewdef('priced'::regclass);",
+    )
+}
+
+#[test]
+fn a_plain_pg_dump_runs_through_query_run() {
+    let Some(pg) = postgres() else { return };
+    let source = pg.create_database();
+    let out = pg.psql(&source, FIXTURE);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dump = Command::new("pg_dump")
+        .args([
+            "-h",
+            &pg.host,
+            "-p",
+            &pg.port.to_string(),
+            "-U",
+            &pg.user,
+            "--no-owner",
+            &source,
+        ])
+        .env("PGPASSWORD", &pg.password)
+        .output()
+        .expect("pg_dump");
+    assert!(
+        dump.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dump.stderr)
+    );
+    let dump = String::from_utf8(dump.stdout).unwrap();
+    assert!(
+        dump.contains("BEGIN ATOMIC") && dump.contains("FROM stdin;"),
+        "{dump}"
+    );
+    let target = pg.create_database();
+    let out = run(&pg, &target, &dump, json!({}));
+    assert_eq!(out.status(), "completed", "{}", out.done);
+    let copies = out.done["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["command"] == "COPY")
+        .count();
+    assert_eq!(copies, 3);
+    let (a, b) = (checksums(&pg, &source), checksums(&pg, &target));
+    assert!(a.contains("item|") && a.lines().count() >= 7, "{a}");
+    assert_eq!(a, b);
 }

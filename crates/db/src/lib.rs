@@ -114,6 +114,13 @@ impl CancelHandle {
     }
 }
 
+/// TCP keepalive on every server connection: probes after this much quiet...
+pub(crate) const KEEPALIVE_IDLE: std::time::Duration = std::time::Duration::from_secs(30);
+/// ...this far apart...
+pub(crate) const KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+/// ...and the connection is given up after this many unanswered (about 60 s).
+pub(crate) const KEEPALIVE_RETRIES: u32 = 3;
+
 /// A cancel sent to the server from a task of its own (Postgres' cancel
 /// request, MySQL's `KILL QUERY`), which the query's run loop can wait for
 /// before it runs anything else on the connection, so a late cancel never

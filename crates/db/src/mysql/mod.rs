@@ -36,8 +36,13 @@ pub(crate) struct Shared {
     conn: tokio::sync::Mutex<Option<Conn>>,
     /// How to open the second connection that sends `KILL QUERY`.
     opts: Opts,
-    /// The server's id of the session's connection.
-    connection_id: u32,
+    /// The server's id of the session's connection, from `CONNECTION_ID()`:
+    /// the handshake's is 32 bits where MariaDB's thread ids are 64, and a
+    /// proxy (ProxySQL, MaxScale, RDS Proxy) hands out ids of its own, so a
+    /// KILL of the handshake's id could hit another session.
+    connection_id: u64,
+    /// The deadline of the connection's reads after a cancel.
+    abort: Arc<wire::Abort>,
     mariadb: bool,
     /// 0 idle, 1 in a transaction, as the server's last status flags said.
     in_transaction: AtomicU8,
@@ -67,19 +72,21 @@ impl MyConnection {
         conn.query_drop("SET NAMES utf8mb4, SESSION net_write_timeout = 31536000")
             .await
             .map_err(query_error)?;
-        let row: Vec<(String, Option<String>)> = conn
-            .query_rows("SELECT VERSION(), DATABASE()")
+        let row: Vec<(String, Option<String>, u64)> = conn
+            .query_rows("SELECT VERSION(), DATABASE(), CONNECTION_ID()")
             .await
             .map_err(query_error)?;
-        let (version, database) = row.into_iter().next().unwrap_or_default();
+        let (version, database, connection_id) = row.into_iter().next().unwrap_or_default();
         let mariadb = version.to_ascii_lowercase().contains("mariadb");
-        let connection_id = conn.id();
+        let abort = Arc::new(wire::Abort::default());
+        conn.set_abort(abort.clone());
         let in_transaction = u8::from(conn.in_transaction());
         Ok(MyConnection {
             shared: Arc::new(Shared {
                 conn: tokio::sync::Mutex::new(Some(conn)),
                 opts,
                 connection_id,
+                abort,
                 mariadb,
                 in_transaction: AtomicU8::new(in_transaction),
                 lost: tokio::sync::watch::channel(false).0,

@@ -4,10 +4,14 @@
 //! are instead of formatting them as text, which is close to half of its work
 //! on a large result, and FLOAT keeps its stored digits. Every other statement,
 //! and a query the server will not prepare, runs in the text protocol.
-//! `maxRows` and cancellation both stop the server
-//! with `KILL QUERY` from a second connection (the session's connection and
-//! its transaction survive); a cancel is confirmed before anything else runs,
-//! so it cannot hit a later statement.
+//! Cancellation, and `maxRows` on a query read in the binary protocol, stop
+//! the server with `KILL QUERY` from a second connection (the session's
+//! connection and its transaction survive); a cancel is confirmed before
+//! anything else runs, so it cannot hit a later statement. `maxRows` on any
+//! other statement (a `CALL`, whose later statements must still run) reads
+//! the surplus rows off unencoded instead. If the kill fails, or the result
+//! has not ended [`ABORT_GRACE`] after the cancel, the connection is closed:
+//! the query ends `cancelled` and the session is lost, as go-sql-driver does.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,6 +34,9 @@ type Out = mpsc::Sender<Result<StreamItem, DbError>>;
 
 /// `ER_QUERY_INTERRUPTED`: what a statement stopped by `KILL QUERY` ends with.
 const INTERRUPTED: u16 = 1317;
+/// How long after a cancel the session's connection may still be read
+/// before it is given up.
+const ABORT_GRACE: Duration = Duration::from_secs(3);
 
 /// Sends `KILL QUERY <id>` for the session's connection from a connection of its own.
 pub struct MyCancel {
@@ -40,6 +47,8 @@ pub struct MyCancel {
 impl MyCancel {
     pub(crate) fn request(&self) {
         let (opts, id) = (self.shared.opts.clone(), self.shared.connection_id);
+        let abort = self.shared.abort.clone();
+        abort.set(tokio::time::Instant::now() + ABORT_GRACE);
         self.sent.send(async move {
             let killed = async {
                 let mut conn = Conn::connect(&opts).await?;
@@ -47,17 +56,31 @@ impl MyCancel {
                 conn.quit().await;
                 Ok::<(), wire::Error>(())
             };
-            match tokio::time::timeout(Duration::from_secs(10), killed).await {
-                Ok(Ok(())) => {}
-                Ok(Err(error)) => tracing::warn!(%error, "KILL QUERY failed"),
-                Err(_) => tracing::warn!("KILL QUERY did not finish within 10 s"),
-            }
+            let failed = match tokio::time::timeout(ABORT_GRACE, killed).await {
+                Ok(Ok(())) => return,
+                Ok(Err(error)) => error.to_string(),
+                Err(_) => format!("no answer within {} s", ABORT_GRACE.as_secs()),
+            };
+            // Nothing will stop the server: the session's connection is
+            // given up at its next read.
+            tracing::warn!(error = %failed, "KILL QUERY failed; closing the session's connection");
+            abort.set(tokio::time::Instant::now());
         });
     }
 
-    /// Waits until a sent `KILL QUERY` has run on the server.
+    /// Waits until a sent `KILL QUERY` has run on the server, or until the
+    /// connection's reads would be given up anyway.
     async fn settle(&self) {
-        self.sent.settle(Duration::from_secs(10)).await;
+        let deadline = self.shared.abort.deadline();
+        tokio::select! {
+            _ = self.sent.settle(Duration::from_secs(10)) => {}
+            _ = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            } => {}
+        }
     }
 }
 
@@ -78,22 +101,27 @@ pub(super) fn start(shared: Arc<Shared>, sql: String, options: QueryOptions) -> 
             let _ = out.send(Err(lost())).await;
             return;
         };
+        shared.abort.clear();
         let mut runner = Runner {
             shared: &shared,
             out: &out,
             options: &options,
             requested: &requested,
             cancel: &my_cancel,
+            killed: false,
         };
         let ended = runner.script(conn, &sql).await;
+        let killed = runner.killed;
         my_cancel.settle().await;
-        // After an error the last status flags are from before it: a ping's
-        // OK packet brings them up to date.
+        // After an error or a kill the last status flags are from before it:
+        // a ping's OK packet brings them up to date.
         let broken = match ended {
             Ended::Broken => true,
             Ended::Failed => conn.ping().await.is_err(),
+            Ended::Clean if killed => conn.ping().await.is_err(),
             Ended::Clean | Ended::ConsumerGone => false,
         };
+        shared.abort.clear();
         if broken {
             // The connection is gone; the session learns it through `closed()`.
             guard.take();
@@ -130,6 +158,8 @@ struct Runner<'a> {
     options: &'a QueryOptions,
     requested: &'a AtomicBool,
     cancel: &'a MyCancel,
+    /// A `maxRows` stop sent `KILL QUERY`.
+    killed: bool,
 }
 
 impl Runner<'_> {
@@ -159,7 +189,10 @@ impl Runner<'_> {
                 Ok(()) => {}
                 Err(Stop::Failed(error)) => {
                     let broken = error.kind == DbErrorKind::Connection;
-                    let error = if self.requested.load(Ordering::SeqCst) && !broken {
+                    // A cancelled query ends `cancelled`, also when the
+                    // connection had to be given up for it (the session is
+                    // then lost as well).
+                    let error = if self.requested.load(Ordering::SeqCst) {
                         DbError::cancelled()
                     } else {
                         error
@@ -182,6 +215,16 @@ impl Runner<'_> {
 
     fn fail(&self, error: wire::Error) -> Stop {
         Stop::Failed(self.shared.fail(error))
+    }
+
+    /// A statement that ended while a cancel was on its way counts as
+    /// cancelled: MySQL's killed `SLEEP()` returns 1 with no error.
+    async fn check_cancelled(&self) -> Result<(), Stop> {
+        if self.requested.load(Ordering::SeqCst) {
+            self.cancel.settle().await;
+            return Err(Stop::Failed(DbError::cancelled()));
+        }
+        Ok(())
     }
 
     async fn statement(
@@ -251,6 +294,7 @@ impl Runner<'_> {
             *result_index += 1;
             match head {
                 Head::Ok(ok) => {
+                    self.check_cancelled().await?;
                     // No rows: the OK packet's counts belong to this result.
                     self.send(StreamItem::Columns {
                         result_index: index,
@@ -289,8 +333,10 @@ impl Runner<'_> {
         }
     }
 
-    /// Streams one result set's rows, then its summary; returns whether it
-    /// stopped at `maxRows` (the statement was killed).
+    /// Streams one result set's rows, then its summary; returns whether the
+    /// statement was killed at `maxRows` (only a query read in the binary
+    /// protocol is: anything else may have more to do after this result, so
+    /// its surplus rows are read off unencoded).
     async fn rows(
         &mut self,
         conn: &mut Conn,
@@ -323,23 +369,31 @@ impl Runner<'_> {
         let mut builder = BatchBuilder::new(self.options.batch_size);
         let mut row_count = 0u64;
         let mut truncated = false;
+        let mut killed = false;
         loop {
             let reads = conn.reads();
             match conn.next_row().await {
                 Ok(true) => {}
                 Ok(false) => break,
                 // Stopped on purpose at maxRows: the kill's error ends the read.
-                Err(wire::Error::Server(e)) if truncated && e.code == INTERRUPTED => break,
+                Err(wire::Error::Server(e)) if killed && e.code == INTERRUPTED => break,
                 Err(e) => return Err(self.fail(e)),
             }
             if truncated {
+                if self.requested.load(Ordering::SeqCst) {
+                    return Err(Stop::Failed(DbError::cancelled()));
+                }
                 continue;
             }
             if self.options.max_rows.is_some_and(|max| row_count >= max) {
-                // Stop the server rather than read the rest; the session's
-                // transaction is not touched by KILL QUERY.
                 truncated = true;
-                self.cancel.request();
+                if binary {
+                    // A read: stop the server rather than read the rest; the
+                    // session's transaction is not touched by KILL QUERY.
+                    killed = true;
+                    self.killed = true;
+                    self.cancel.request();
+                }
                 continue;
             }
             let row = conn.row();
@@ -349,12 +403,29 @@ impl Runner<'_> {
                 } else {
                     values::encode_text_row(w, &cells, row)
                 }
-                .ok_or(())
             });
-            if encoded.is_err() {
-                return Err(self.fail(wire::Error::Protocol(
-                    "a row packet shorter than its columns".into(),
-                )));
+            match encoded {
+                Ok(()) => {}
+                Err(values::RowError::Malformed) => {
+                    return Err(self.fail(wire::Error::Protocol(
+                        "a row packet that does not match its columns".into(),
+                    )));
+                }
+                Err(values::RowError::Text(column)) => {
+                    let name = columns.get(column).map(|c| c.name_str().into_owned());
+                    let charset = columns.get(column).map_or(String::new(), |c| {
+                        mysql_common::collations::Collation::resolve(c.character_set().into())
+                            .charset()
+                            .to_string()
+                    });
+                    return Err(Stop::Failed(DbError::new(
+                        DbErrorKind::Query,
+                        format!(
+                            "a value of column {:?} is not valid {charset} text (it is not replaced: read the column as bytes, e.g. CAST(... AS BINARY), or fix the connection's character set)",
+                            name.unwrap_or_default()
+                        ),
+                    )));
+                }
             }
             row_count += 1;
             // A row the socket was not read for was already in the buffer.
@@ -376,8 +447,10 @@ impl Runner<'_> {
                 }
             }
         }
-        if truncated {
+        if killed {
             self.cancel.settle().await;
+        } else {
+            self.check_cancelled().await?;
         }
         if !builder.is_empty() {
             let batch = builder.take();
@@ -396,6 +469,6 @@ impl Runner<'_> {
             last_insert_id: None,
         }))
         .await?;
-        Ok(truncated)
+        Ok(killed)
     }
 }

@@ -28,6 +28,9 @@ pub enum Encoder {
     Year,
     /// Digits or other exact text kept as a string.
     Text,
+    /// BIGINT: digits as a string (a ZEROFILL column's leading zeros dropped,
+    /// as the binary protocol has it).
+    BigInt,
     /// FLOAT (`single`) or DOUBLE; `decimals` when the column fixes them
     /// (`FLOAT(7,3)`, `ROUND(x, 2)`), which the server's text always shows.
     Float {
@@ -48,8 +51,21 @@ pub enum Encoder {
     Hex,
 }
 
-/// The kind, `dbType` and encoder of a column.
+/// The kind, `dbType` and encoder of a column. Text in a character set that
+/// cannot be decoded here is `bytes`: kept exactly, never substituted.
 pub fn describe(column: &Column) -> (ValueKind, String, Encoder) {
+    let (kind, db_type, encoder) = describe_type(column);
+    let textual = matches!(
+        kind,
+        ValueKind::Text | ValueKind::Enum | ValueKind::Json | ValueKind::Uuid
+    );
+    if textual && Charset::of(column).is_none() {
+        return (ValueKind::Bytes, db_type, Encoder::Bytes);
+    }
+    (kind, db_type, encoder)
+}
+
+fn describe_type(column: &Column) -> (ValueKind, String, Encoder) {
     use ColumnType::*;
     let flags = column.flags();
     let unsigned = flags.contains(ColumnFlags::UNSIGNED_FLAG);
@@ -67,7 +83,7 @@ pub fn describe(column: &Column) -> (ValueKind, String, Encoder) {
         MYSQL_TYPE_INT24 => (ValueKind::Int, with_sign("mediumint"), Encoder::Number),
         MYSQL_TYPE_LONG => (ValueKind::Int, with_sign("int"), Encoder::Number),
         MYSQL_TYPE_YEAR => (ValueKind::Int, "year".into(), Encoder::Year),
-        MYSQL_TYPE_LONGLONG => (ValueKind::Bigint, with_sign("bigint"), Encoder::Text),
+        MYSQL_TYPE_LONGLONG => (ValueKind::Bigint, with_sign("bigint"), Encoder::BigInt),
         MYSQL_TYPE_DECIMAL | MYSQL_TYPE_NEWDECIMAL => {
             let scale = u32::from(column.decimals());
             let precision = column
@@ -143,14 +159,17 @@ pub fn describe(column: &Column) -> (ValueKind, String, Encoder) {
 }
 
 /// `name(n)`, `n` the column's length in characters: the server gives it in
-/// bytes of the result's character set (four a character in utf8mb4).
+/// bytes of the result's character set (four a character in utf8mb4). A
+/// collation id mysql_common does not know (MariaDB's newer UCA ones) is
+/// taken as the session's utf8mb4.
 fn sized(name: &str, column: &Column) -> String {
     let per_char = if column.character_set() == BINARY_CHARSET {
         1
     } else {
-        Collation::resolve(CollationId::from(column.character_set()))
-            .max_len()
-            .max(1)
+        match CollationId::from(column.character_set()) {
+            CollationId::UNKNOWN_COLLATION_ID => 4,
+            id => Collation::resolve(id).max_len().max(1),
+        }
     };
     format!("{name}({})", column.column_length() / u32::from(per_char))
 }
@@ -177,8 +196,95 @@ enum Wire {
 #[derive(Debug, Clone, Copy)]
 pub struct Cell {
     pub encoder: Encoder,
+    charset: Charset,
     wire: Wire,
     unsigned: bool,
+}
+
+/// How a column's text bytes become a string.
+#[derive(Debug, Clone, Copy)]
+pub enum Charset {
+    /// UTF-8 (utf8mb4, utf8mb3, ascii), and the `binary` set of numbers,
+    /// temporal values and MySQL's JSON, whose text is ASCII or UTF-8.
+    Utf8,
+    /// A legacy character set, by its WHATWG decoder (latin1 is windows-1252).
+    Legacy(&'static encoding_rs::Encoding),
+    /// UTF-32, big-endian.
+    Utf32,
+}
+
+impl Charset {
+    /// The column's character set, or `None` where no decoder is known.
+    pub fn of(column: &Column) -> Option<Charset> {
+        let id = column.character_set();
+        if id == BINARY_CHARSET {
+            return Some(Charset::Utf8);
+        }
+        let collation = match CollationId::from(id) {
+            // Newer collations (MariaDB's UCA 14.0 ones) are utf8mb4's.
+            CollationId::UNKNOWN_COLLATION_ID => return Some(Charset::Utf8),
+            known => Collation::resolve(known),
+        };
+        let label: &[u8] = match collation.charset() {
+            "utf8mb4" | "utf8mb3" | "utf8" | "ascii" => return Some(Charset::Utf8),
+            "utf32" => return Some(Charset::Utf32),
+            "latin1" => b"windows-1252",
+            "latin2" => b"iso-8859-2",
+            "latin5" => b"windows-1254",
+            "latin7" => b"iso-8859-13",
+            "cp1250" => b"windows-1250",
+            "cp1251" => b"windows-1251",
+            "cp1256" => b"windows-1256",
+            "cp1257" => b"windows-1257",
+            "cp866" => b"ibm866",
+            "koi8r" => b"koi8-r",
+            "koi8u" => b"koi8-u",
+            "greek" => b"iso-8859-7",
+            "hebrew" => b"iso-8859-8",
+            "tis620" => b"windows-874",
+            "macroman" => b"macintosh",
+            "sjis" | "cp932" => b"shift_jis",
+            "ujis" | "eucjpms" => b"euc-jp",
+            "gbk" | "gb2312" => b"gbk",
+            "gb18030" => b"gb18030",
+            "big5" => b"big5",
+            "euckr" => b"euc-kr",
+            "ucs2" | "utf16" => b"utf-16be",
+            "utf16le" => b"utf-16le",
+            _ => return None,
+        };
+        encoding_rs::Encoding::for_label(label).map(Charset::Legacy)
+    }
+
+    /// The text of `bytes`, or `None` if they are not valid in this set.
+    fn decode(self, bytes: &[u8]) -> Option<std::borrow::Cow<'_, str>> {
+        match self {
+            Charset::Utf8 => std::str::from_utf8(bytes).ok().map(Into::into),
+            Charset::Legacy(encoding) => {
+                encoding.decode_without_bom_handling_and_without_replacement(bytes)
+            }
+            Charset::Utf32 => {
+                if bytes.len() % 4 != 0 {
+                    return None;
+                }
+                bytes
+                    .chunks_exact(4)
+                    .map(|c| char::from_u32(u32::from_be_bytes([c[0], c[1], c[2], c[3]])))
+                    .collect::<Option<String>>()
+                    .map(Into::into)
+            }
+        }
+    }
+}
+
+/// Why a row packet could not be written.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RowError {
+    /// Shorter than its columns, longer, or with a wrong header: the stream
+    /// cannot be trusted.
+    Malformed,
+    /// This column's text is not valid in its character set.
+    Text(usize),
 }
 
 impl Cell {
@@ -203,6 +309,7 @@ impl Cell {
         };
         Cell {
             encoder,
+            charset: Charset::of(column).unwrap_or(Charset::Utf8),
             wire,
             unsigned: column.flags().contains(ColumnFlags::UNSIGNED_FLAG),
         }
@@ -210,24 +317,46 @@ impl Cell {
 }
 
 /// Writes the cells of a text-protocol row packet: each a length-encoded
-/// string, or `0xfb` for NULL. `None` if the packet is cut short.
-pub fn encode_text_row(w: &mut RowWriter<'_>, cells: &[Cell], row: &[u8]) -> Option<()> {
+/// string, or `0xfb` for NULL, which must fill the packet exactly.
+pub fn encode_text_row(w: &mut RowWriter<'_>, cells: &[Cell], row: &[u8]) -> Result<(), RowError> {
     let mut at = 0;
-    for cell in cells {
+    for (i, cell) in cells.iter().enumerate() {
         if row.get(at) == Some(&0xfb) {
             at += 1;
             w.null();
             continue;
         }
-        encode(w, cell.encoder, Some(lenenc_bytes(row, &mut at)?));
+        let value = lenenc_bytes(row, &mut at).ok_or(RowError::Malformed)?;
+        encode(w, cell.encoder, cell.charset, Some(value)).map_err(|()| RowError::Text(i))?;
     }
-    Some(())
+    if at == row.len() {
+        Ok(())
+    } else {
+        Err(RowError::Malformed)
+    }
 }
 
 /// Writes the cells of a binary-protocol row packet (a `0x00` header, a NULL
 /// bitmap offset by two bits, then the values by column type), straight from
-/// the packet. `None` if the packet is cut short.
-pub fn encode_binary_row(w: &mut RowWriter<'_>, cells: &[Cell], row: &[u8]) -> Option<()> {
+/// the packet, which the values must fill exactly.
+pub fn encode_binary_row(
+    w: &mut RowWriter<'_>,
+    cells: &[Cell],
+    row: &[u8],
+) -> Result<(), RowError> {
+    match binary_row(w, cells, row) {
+        Some(Ok(at)) if at == row.len() => Ok(()),
+        Some(Err(column)) => Err(RowError::Text(column)),
+        _ => Err(RowError::Malformed),
+    }
+}
+
+/// The binary walk: `None` when the packet is cut short or its header is
+/// wrong, else where the values ended or the column whose text is invalid.
+fn binary_row(w: &mut RowWriter<'_>, cells: &[Cell], row: &[u8]) -> Option<Result<usize, usize>> {
+    if row.first() != Some(&0x00) {
+        return None;
+    }
     let bitmap = row.get(1..1 + (cells.len() + 9) / 8)?;
     let mut at = 1 + bitmap.len();
     for (i, cell) in cells.iter().enumerate() {
@@ -306,13 +435,16 @@ pub fn encode_binary_row(w: &mut RowWriter<'_>, cells: &[Cell], row: &[u8]) -> O
                 }
             }
             Wire::Str => {
-                encode(w, cell.encoder, Some(lenenc_bytes(row, &mut at)?));
+                let value = lenenc_bytes(row, &mut at)?;
+                if encode(w, cell.encoder, cell.charset, Some(value)).is_err() {
+                    return Some(Err(i));
+                }
                 continue;
             }
         };
         encode_value(w, cell.encoder, &value);
     }
-    Some(())
+    Some(Ok(at))
 }
 
 /// The `n` bytes at `*at`, moving past them.
@@ -358,11 +490,17 @@ fn fixed_decimals(column: &Column) -> Option<u8> {
     Some(column.decimals()).filter(|d| *d < NOT_FIXED_DEC)
 }
 
-/// Writes one cell from its text-protocol bytes.
-pub fn encode(w: &mut RowWriter<'_>, encoder: Encoder, value: Option<&[u8]>) {
+/// Writes one cell from its text-protocol bytes; `Err` when text is not
+/// valid in the column's character set (nothing is ever substituted).
+pub fn encode(
+    w: &mut RowWriter<'_>,
+    encoder: Encoder,
+    charset: Charset,
+    value: Option<&[u8]>,
+) -> Result<(), ()> {
     let Some(bytes) = value else {
         w.null();
-        return;
+        return Ok(());
     };
     match encoder {
         Encoder::Bytes => w.bytes(bytes),
@@ -391,15 +529,21 @@ pub fn encode(w: &mut RowWriter<'_>, encoder: Encoder, value: Option<&[u8]>) {
             }
         }
         _ => {
-            let text = match std::str::from_utf8(bytes) {
-                Ok(text) => text,
-                Err(_) => {
-                    w.str(&String::from_utf8_lossy(bytes));
-                    return;
-                }
-            };
+            let text = charset.decode(bytes).ok_or(())?;
+            let text: &str = &text;
             match encoder {
-                Encoder::Number | Encoder::Year if is_integer(text) => w.number_text(text),
+                // A ZEROFILL column's text has leading zeros the binary
+                // protocol (and JSON numbers) do not.
+                Encoder::Number | Encoder::Year | Encoder::BigInt
+                    if is_integer(without_zero_fill(text)) =>
+                {
+                    let digits = without_zero_fill(text);
+                    match encoder {
+                        Encoder::BigInt => w.str(digits),
+                        Encoder::Year if text == "0000" => w.str(text),
+                        _ => w.number_text(digits),
+                    }
+                }
                 Encoder::Float { .. } if crate::value::is_json_number(text) => w.number_text(text),
                 Encoder::DateTime(_)
                     if text.len() > 10
@@ -411,6 +555,17 @@ pub fn encode(w: &mut RowWriter<'_>, encoder: Encoder, value: Option<&[u8]>) {
                 _ => w.str(text),
             }
         }
+    }
+    Ok(())
+}
+
+/// Digits without the leading zeros of a ZEROFILL column (`"00042"` is 42).
+fn without_zero_fill(text: &str) -> &str {
+    if text.len() > 1 && text.starts_with('0') && text.bytes().all(|b| b.is_ascii_digit()) {
+        let trimmed = text.trim_start_matches('0');
+        if trimmed.is_empty() { "0" } else { trimmed }
+    } else {
+        text
     }
 }
 
@@ -426,7 +581,12 @@ fn is_integer(s: &str) -> bool {
 pub fn encode_value(w: &mut RowWriter<'_>, encoder: Encoder, value: &Value) {
     match *value {
         Value::NULL => w.null(),
-        Value::Bytes(ref bytes) => encode(w, encoder, Some(bytes)),
+        // Only the catalog helpers hand over values as such, in UTF-8.
+        Value::Bytes(ref bytes) => {
+            if encode(w, encoder, Charset::Utf8, Some(bytes)).is_err() {
+                w.bytes(bytes);
+            }
+        }
         Value::Int(n) => match encoder {
             Encoder::Year if n == 0 => w.str("0000"),
             Encoder::Number | Encoder::Year | Encoder::Bit => {
@@ -608,7 +768,7 @@ mod tests {
 
     fn binary_row(cells: &[Cell], packet: &[u8]) -> Option<String> {
         let mut b = BatchBuilder::new(10);
-        b.try_row(|w| encode_binary_row(w, cells, packet).ok_or(()))
+        b.try_row(|w| encode_binary_row(w, cells, packet).map_err(|_| ()))
             .ok()?;
         Some(b.take().json)
     }
@@ -703,7 +863,7 @@ mod tests {
         p.extend_from_slice(&[0xfc, 0x2c, 0x01]);
         p.extend_from_slice(long.as_bytes());
         let mut b = BatchBuilder::new(10);
-        b.try_row(|w| encode_text_row(w, &cells, &p).ok_or(()))
+        b.try_row(|w| encode_text_row(w, &cells, &p).map_err(|_| ()))
             .unwrap();
         assert_eq!(
             b.take().json,
@@ -711,7 +871,7 @@ mod tests {
         );
         let mut b = BatchBuilder::new(10);
         assert!(
-            b.try_row(|w| encode_text_row(w, &cells, &p[..p.len() - 1]).ok_or(()))
+            b.try_row(|w| encode_text_row(w, &cells, &p[..p.len() - 1]).map_err(|_| ()))
                 .is_err()
         );
         assert_eq!(b.take().json, "[]");
@@ -799,5 +959,111 @@ mod tests {
             cell(Encoder::Text, Value::Bytes(b"12.50".to_vec())),
             r#""12.50""#
         );
+    }
+
+    fn text_row(cells: &[Cell], packet: &[u8]) -> Result<String, RowError> {
+        let mut b = BatchBuilder::new(10);
+        b.try_row(|w| encode_text_row(w, cells, packet))?;
+        Ok(b.take().json)
+    }
+
+    #[test]
+    fn malformed_rows_are_errors_never_half_rows() {
+        use ColumnType::*;
+        let none = ColumnFlags::empty();
+        let cells = cells(&[
+            column(MYSQL_TYPE_LONG, none, 63, 0),
+            column(MYSQL_TYPE_VAR_STRING, none, 45, 0),
+            column(MYSQL_TYPE_DATETIME, none, 63, 0),
+        ]);
+        // 0x00 header, bitmap (one byte for 3 columns), LONG 7, "ab", DATETIME of 4 bytes.
+        let good = [0x00, 0x00, 7, 0, 0, 0, 2, b'a', b'b', 4, 0xe8, 0x07, 2, 29];
+        assert!(binary_row(&cells, &good).is_some());
+        for cut in 0..good.len() {
+            assert!(binary_row(&cells, &good[..cut]).is_none(), "cut at {cut}");
+        }
+        let mut trailing = good.to_vec();
+        trailing.push(0);
+        assert!(binary_row(&cells, &trailing).is_none());
+        let mut header = good;
+        header[0] = 0x01;
+        assert!(binary_row(&cells, &header).is_none());
+        // Text rows: exactly as long as their cells.
+        let text_cells = cells.clone();
+        let row = [1, b'7', 2, b'a', b'b', 0xfb];
+        assert!(text_row(&text_cells, &row).is_ok());
+        for cut in 0..row.len() {
+            assert_eq!(
+                text_row(&text_cells, &row[..cut]),
+                Err(RowError::Malformed),
+                "cut at {cut}"
+            );
+        }
+        assert_eq!(
+            text_row(&text_cells, &[1, b'7', 2, b'a', b'b', 0xfb, 0]),
+            Err(RowError::Malformed)
+        );
+        // A length past the packet, and a huge one, are cut short, not allocations.
+        assert_eq!(
+            text_row(
+                &text_cells,
+                &[0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]
+            ),
+            Err(RowError::Malformed)
+        );
+    }
+
+    #[test]
+    fn text_is_decoded_by_its_character_set() {
+        use ColumnType::*;
+        let none = ColumnFlags::empty();
+        // latin1_swedish_ci (8), utf8mb4 (45), utf32 (60), koi8r (7).
+        let cells = cells(&[
+            column(MYSQL_TYPE_VAR_STRING, none, 8, 0),
+            column(MYSQL_TYPE_VAR_STRING, none, 45, 0),
+            column(MYSQL_TYPE_VAR_STRING, none, 60, 0),
+            column(MYSQL_TYPE_VAR_STRING, none, 7, 0),
+        ]);
+        let row = [1, 0xe9, 2, 0xc3, 0xbc, 4, 0, 0, 0, 0xe9, 1, 0xc1];
+        assert_eq!(
+            text_row(&cells, &row).unwrap(),
+            "[[\"é\",\"ü\",\"é\",\"а\"]]"
+        );
+        // Bytes that are not UTF-8 in a utf8mb4 column: an error, no U+FFFD.
+        assert_eq!(
+            text_row(&cells, &[1, 0xe9, 1, 0xe9, 4, 0, 0, 0, 0x41, 1, 0x41]),
+            Err(RowError::Text(1))
+        );
+        // A character set with no decoder is bytes, kept exactly.
+        let dec8 = column(MYSQL_TYPE_VAR_STRING, none, 3, 0);
+        assert_eq!(describe(&dec8).0, ValueKind::Bytes);
+    }
+
+    #[test]
+    fn zerofill_reads_the_same_in_both_protocols() {
+        use ColumnType::*;
+        let zerofill = ColumnFlags::ZEROFILL_FLAG | ColumnFlags::UNSIGNED_FLAG;
+        let columns = [
+            column(MYSQL_TYPE_LONG, zerofill, 63, 0),
+            column(MYSQL_TYPE_LONGLONG, zerofill, 63, 0),
+        ];
+        let cells = cells(&columns);
+        let text = text_row(
+            &cells,
+            &[5, b'0', b'0', b'0', b'4', b'2', 3, b'0', b'0', b'7'],
+        )
+        .unwrap();
+        let binary =
+            binary_row(&cells, &[0x00, 0x00, 42, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0]).unwrap();
+        assert_eq!(text, "[[42,\"7\"]]");
+        assert_eq!(binary, text);
+    }
+
+    #[test]
+    fn unknown_collations_are_sized_as_utf8mb4() {
+        let c = Column::new(ColumnType::MYSQL_TYPE_VAR_STRING)
+            .with_character_set(2304)
+            .with_column_length(100);
+        assert_eq!(describe(&c).1, "varchar(25)");
     }
 }

@@ -23,9 +23,9 @@ use std::sync::Arc;
 use mysql_common::constants::{CapabilityFlags, Command, MariadbCapabilities, StatusFlags};
 use mysql_common::io::ParseBuf;
 use mysql_common::packets::{
-    AuthPlugin, AuthSwitchRequest, Column, ComStmtExecuteRequestBuilder, CommonOkPacket, ErrPacket,
-    HandshakePacket, HandshakeResponse, OkPacketDeserializer, OldEofPacket, ResultSetTerminator,
-    SslRequest, StmtPacket,
+    AuthPlugin, Column, ComStmtExecuteRequestBuilder, CommonOkPacket, ErrPacket, HandshakePacket,
+    HandshakeResponse, OkPacketDeserializer, OldEofPacket, ResultSetTerminator, SslRequest,
+    StmtPacket,
 };
 use mysql_common::params::Params;
 use mysql_common::proto::{Binary, MySerialize, Text};
@@ -41,6 +41,11 @@ const READ_BUFFER: usize = 128 * 1024;
 const MAX_FRAME: usize = 0xff_ffff;
 const MAX_PACKET: u32 = 1 << 30;
 const UTF8MB4_GENERAL_CI: u8 = 45;
+/// More columns than any server sends in one result (MySQL and MariaDB
+/// allow 4096 in a table): a larger count is a corrupt stream.
+const MAX_COLUMNS: usize = 65_535;
+/// How many plugins a server may switch to in one login.
+const MAX_AUTH_SWITCHES: usize = 4;
 
 /// A failure on the connection.
 #[derive(Debug)]
@@ -57,6 +62,9 @@ pub(crate) enum Error {
     /// A value did not convert to the type asked for (a catalog query's row);
     /// the connection is fine.
     Convert(String),
+    /// A read waited past the [`Abort`] deadline after a cancel; the
+    /// connection is given up.
+    Abandoned,
 }
 
 #[derive(Debug, Clone)]
@@ -72,6 +80,10 @@ impl std::fmt::Display for Error {
             Error::Server(e) => write!(f, "{} ({}): {}", e.code, e.state, e.message),
             Error::Io(e) => write!(f, "{e}"),
             Error::Protocol(e) | Error::Auth(e) | Error::Convert(e) => write!(f, "{e}"),
+            Error::Abandoned => write!(
+                f,
+                "the server did not stop after the cancel; the connection was closed"
+            ),
         }
     }
 }
@@ -98,6 +110,72 @@ pub(crate) struct Opts {
     /// TLS, and whether a server without it is refused (`require` and up)
     /// rather than spoken to in plain text (`prefer`).
     pub tls: Option<(Arc<rustls::ClientConfig>, bool)>,
+}
+
+/// A deadline for the session connection's socket reads, set when its
+/// running statement is cancelled: `KILL QUERY` should end the result well
+/// before it; if the kill failed (it could not connect: `max_user_connections`,
+/// a proxy, a dead network) or the server went on anyway, a read still
+/// waiting at the deadline gives the connection up ([`Error::Abandoned`]),
+/// rather than reading a cross join to its end or waiting on a dead peer.
+#[derive(Default)]
+pub(crate) struct Abort {
+    at: std::sync::Mutex<Option<tokio::time::Instant>>,
+    changed: tokio::sync::Notify,
+}
+
+impl Abort {
+    /// Reads give up at `at` (or at the earlier deadline already set).
+    pub fn set(&self, at: tokio::time::Instant) {
+        let mut current = self.at.lock().unwrap_or_else(|e| e.into_inner());
+        if current.is_none_or(|now| at < now) {
+            *current = Some(at);
+        }
+        drop(current);
+        self.changed.notify_waiters();
+    }
+
+    pub fn clear(&self) {
+        *self.at.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    pub fn deadline(&self) -> Option<tokio::time::Instant> {
+        *self.at.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Reads into `buf`, unless `abort`'s deadline (set now or while waiting)
+/// passes first.
+async fn read_or_abort(stream: &mut Stream, buf: &mut [u8], abort: &Abort) -> Result<usize, Error> {
+    loop {
+        let changed = abort.changed.notified();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
+        match abort.deadline() {
+            Some(at) => {
+                return match tokio::time::timeout_at(at, stream.read(buf)).await {
+                    Ok(read) => Ok(read?),
+                    Err(_) => Err(Error::Abandoned),
+                };
+            }
+            None => {
+                tokio::select! {
+                    read = stream.read(buf) => return Ok(read?),
+                    _ = &mut changed => continue,
+                }
+            }
+        }
+    }
+}
+
+/// Keepalive probes on the socket, so that a dead peer fails a read.
+fn keepalive(tcp: &TcpStream) -> io::Result<()> {
+    let probes = socket2::TcpKeepalive::new()
+        .with_time(crate::KEEPALIVE_IDLE)
+        .with_interval(crate::KEEPALIVE_INTERVAL);
+    #[cfg(any(target_os = "linux", target_os = "macos", target_os = "windows"))]
+    let probes = probes.with_retries(crate::KEEPALIVE_RETRIES);
+    socket2::SockRef::from(tcp).set_tcp_keepalive(&probes)
 }
 
 enum Stream {
@@ -176,10 +254,11 @@ pub(crate) struct Conn {
     status: StatusFlags,
     /// Inside a result set: rows are still to be read.
     in_rows: bool,
-    id: u32,
     secure: bool,
     /// Reads from the socket so far.
     reads: u64,
+    /// The session connection's cancel deadline (none on a KILL connection).
+    abort: Option<Arc<Abort>>,
 }
 
 impl Conn {
@@ -187,6 +266,7 @@ impl Conn {
     pub async fn connect(opts: &Opts) -> Result<Conn, Error> {
         let tcp = TcpStream::connect((opts.host.as_str(), opts.port)).await?;
         tcp.set_nodelay(true)?;
+        keepalive(&tcp)?;
         let mut conn = Conn {
             stream: Stream::Plain(tcp),
             buf: vec![0; READ_BUFFER],
@@ -200,17 +280,17 @@ impl Conn {
             extended: Vec::new(),
             status: StatusFlags::empty(),
             in_rows: false,
-            id: 0,
             secure: false,
             reads: 0,
+            abort: None,
         };
         conn.handshake(opts).await?;
         Ok(conn)
     }
 
-    /// The server's id of this connection (for `KILL QUERY`).
-    pub fn id(&self) -> u32 {
-        self.id
+    /// Makes this connection's socket reads give up at `abort`'s deadline.
+    pub fn set_abort(&mut self, abort: Arc<Abort>) {
+        self.abort = Some(abort);
     }
 
     /// How many times the socket was read: a row that came without a read
@@ -235,7 +315,7 @@ impl Conn {
         if self.payload().first() == Some(&0xff) {
             return Err(self.err_packet());
         }
-        let (nonce, server_caps, plugin, version_parsed, id, status, mariadb_caps) = {
+        let (nonce, server_caps, plugin, version_parsed, status, mariadb_caps) = {
             let hs = ParseBuf(self.payload())
                 .parse::<HandshakePacket>(())
                 .map_err(protocol)?;
@@ -256,7 +336,6 @@ impl Conn {
                 hs.capabilities(),
                 plugin.into_owned(),
                 parsed,
-                hs.connection_id(),
                 hs.status_flags(),
                 // MariaDB says it has capabilities of its own by clearing
                 // the first standard one.
@@ -270,7 +349,6 @@ impl Conn {
                 },
             )
         };
-        self.id = id;
         self.status = status;
         self.mariadb_caps = mariadb_caps & MariadbCapabilities::MARIADB_CLIENT_EXTENDED_METADATA;
         let mut wanted = CapabilityFlags::CLIENT_PROTOCOL_41
@@ -352,7 +430,8 @@ impl Conn {
         mut plugin: AuthPlugin<'static>,
         mut nonce: Vec<u8>,
     ) -> Result<(), Error> {
-        let mut switched = false;
+        // MariaDB's `IDENTIFIED VIA a OR b` switches once per plugin it tries.
+        let mut switches = 0;
         loop {
             self.read_packet().await?;
             let first = self.payload().first().copied();
@@ -362,17 +441,9 @@ impl Conn {
                     return Ok(());
                 }
                 Some(0xff) => return Err(self.err_packet()),
-                Some(0xfe) if !switched => {
-                    switched = true;
-                    let (name, data) = {
-                        let switch = ParseBuf(self.payload())
-                            .parse::<AuthSwitchRequest>(())
-                            .map_err(protocol)?;
-                        (
-                            switch.auth_plugin().into_owned(),
-                            switch.plugin_data().to_vec(),
-                        )
-                    };
+                Some(0xfe) if switches < MAX_AUTH_SWITCHES => {
+                    switches += 1;
+                    let (name, data) = auth_switch(self.payload())?;
                     nonce = data;
                     plugin = name;
                     let supported = match &plugin {
@@ -414,11 +485,17 @@ impl Conn {
                             } else {
                                 self.write_packet(&[0x02]).await?;
                                 self.read_packet().await?;
-                                let key = self.payload().get(1..).unwrap_or_default().to_vec();
-                                for (i, b) in pass.iter_mut().enumerate() {
-                                    *b ^= nonce[i % nonce.len()];
-                                }
-                                let encrypted = mysql_common::crypto::encrypt(&pass, &key);
+                                let key = match self.payload().split_first() {
+                                    Some((0x01, key)) => key.to_vec(),
+                                    Some((0xff, _)) => return Err(self.err_packet()),
+                                    other => {
+                                        return Err(protocol(format!(
+                                            "{:?} where the server's public key was expected",
+                                            other.map(|(b, _)| b)
+                                        )));
+                                    }
+                                };
+                                let encrypted = rsa_encrypt_password(&pass, &nonce, &key)?;
                                 self.write_packet(&encrypted).await?;
                             }
                         }
@@ -456,7 +533,11 @@ impl Conn {
                     self.buf.resize(need.next_power_of_two(), 0);
                 }
             }
-            let n = self.stream.read(&mut self.buf[self.end..]).await?;
+            let buf = &mut self.buf[self.end..];
+            let n = match &self.abort {
+                Some(abort) => read_or_abort(&mut self.stream, buf, abort).await?,
+                None => self.stream.read(buf).await?,
+            };
             self.reads += 1;
             if n == 0 {
                 return Err(Error::Io(io::Error::new(
@@ -485,6 +566,14 @@ impl Conn {
             self.fill(4).await?;
             let h = &self.buf[self.start..self.start + 4];
             let len = usize::from(h[0]) | usize::from(h[1]) << 8 | usize::from(h[2]) << 16;
+            if h[3] != self.seq {
+                // A packet of another exchange (or a corrupt stream): nothing
+                // after it can be trusted to belong to this response.
+                return Err(Error::Protocol(format!(
+                    "packet out of sequence (number {}, {} expected)",
+                    h[3], self.seq
+                )));
+            }
             self.seq = h[3].wrapping_add(1);
             self.fill(4 + len).await?;
             let from = self.start + 4;
@@ -580,7 +669,10 @@ impl Conn {
         let extended = self
             .mariadb_caps
             .contains(MariadbCapabilities::MARIADB_CLIENT_EXTENDED_METADATA);
-        let mut columns = Vec::with_capacity(n);
+        if n > MAX_COLUMNS {
+            return Err(protocol(format!("a result of {n} columns")));
+        }
+        let mut columns = Vec::with_capacity(n.min(1024));
         self.extended.clear();
         for _ in 0..n {
             self.read_packet().await?;
@@ -827,6 +919,70 @@ impl Conn {
     }
 }
 
+/// An auth switch request: the plugin and its data exactly as sent. The
+/// scramble-based plugins end their 20-byte scramble with a NUL that is not
+/// part of it; MariaDB's ed25519 nonce is 32 raw bytes whose last may be 0,
+/// so the NUL is taken off only for the plugins whose data carries one
+/// (mysql_common's `plugin_data()` takes any last 0 off, which failed one
+/// ed25519 login in 256).
+pub(crate) fn auth_switch(payload: &[u8]) -> Result<(AuthPlugin<'static>, Vec<u8>), Error> {
+    let rest = payload
+        .strip_prefix(&[0xfe])
+        .ok_or_else(|| protocol("an auth switch without its header"))?;
+    let name_end = rest
+        .iter()
+        .position(|&b| b == 0)
+        .ok_or_else(|| protocol("an auth switch without a plugin name"))?;
+    let plugin = AuthPlugin::from_bytes(&rest[..name_end]).into_owned();
+    let raw = &rest[name_end + 1..];
+    let data = match (&plugin, raw) {
+        (
+            AuthPlugin::MysqlNativePassword
+            | AuthPlugin::CachingSha2Password
+            | AuthPlugin::MysqlClearPassword,
+            [scramble @ .., 0],
+        ) => scramble,
+        _ => raw,
+    };
+    Ok((plugin, data.to_vec()))
+}
+
+/// caching_sha2_password's full auth without TLS: the NUL-terminated
+/// password XORed with the scramble, encrypted (RSA-OAEP, SHA-1) with the
+/// server's public key. A key that does not parse, or a password too long
+/// for the key, is an error, never a panic.
+pub(crate) fn rsa_encrypt_password(
+    pass: &[u8],
+    nonce: &[u8],
+    key_pem: &[u8],
+) -> Result<Vec<u8>, Error> {
+    use rsa::pkcs1::DecodeRsaPublicKey;
+    use rsa::pkcs8::DecodePublicKey;
+    if nonce.is_empty() {
+        return Err(protocol("an empty scramble"));
+    }
+    let pem = std::str::from_utf8(key_pem)
+        .map_err(|_| Error::Auth("the server's public key is not PEM text".into()))?;
+    let key = rsa::RsaPublicKey::from_public_key_pem(pem)
+        .or_else(|_| rsa::RsaPublicKey::from_pkcs1_pem(pem))
+        .map_err(|e| Error::Auth(format!("the server's public key does not parse: {e}")))?;
+    let xored: Vec<u8> = pass
+        .iter()
+        .enumerate()
+        .map(|(i, b)| b ^ nonce[i % nonce.len()])
+        .collect();
+    key.encrypt(
+        &mut rsa::rand_core::OsRng,
+        rsa::Oaep::new::<sha1::Sha1>(),
+        &xored,
+    )
+    .map_err(|e| {
+        Error::Auth(format!(
+            "the password cannot be sent encrypted with the server's key ({e}); connect with TLS"
+        ))
+    })
+}
+
 /// What MariaDB says of a column beyond its protocol type: the name of a
 /// type of its own (`uuid`, `inet6`, `point`) and a format (`json`).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -958,5 +1114,55 @@ mod tests {
         assert_eq!(lenenc_bytes(b"\x03abcd", &mut at), Some(&b"abc"[..]));
         assert_eq!(at, 4);
         assert_eq!(lenenc_bytes(b"\x05abcd", &mut 0), None);
+    }
+
+    #[test]
+    fn auth_switch_keeps_an_ed25519_nonce_whole() {
+        let mut packet = vec![0xfe];
+        packet.extend_from_slice(b"client_ed25519\0");
+        let mut nonce = [7u8; 32];
+        nonce[31] = 0;
+        packet.extend_from_slice(&nonce);
+        let (plugin, data) = auth_switch(&packet).unwrap();
+        assert!(matches!(plugin, AuthPlugin::Ed25519));
+        assert_eq!(data, nonce);
+        let mut packet = vec![0xfe];
+        packet.extend_from_slice(b"mysql_native_password\0");
+        packet.extend_from_slice(&[1u8; 20]);
+        packet.push(0);
+        assert_eq!(auth_switch(&packet).unwrap().1, [1u8; 20]);
+        assert!(auth_switch(&[0xfe, b'x']).is_err());
+        assert!(auth_switch(&[0x00]).is_err());
+    }
+
+    #[test]
+    fn rsa_password_errors_instead_of_panicking() {
+        use rsa::pkcs8::{EncodePublicKey, LineEnding};
+        let nonce = [3u8; 20];
+        assert!(matches!(
+            rsa_encrypt_password(b"pw\0", &nonce, b"not a key"),
+            Err(Error::Auth(_))
+        ));
+        assert!(matches!(
+            rsa_encrypt_password(
+                b"pw\0",
+                &nonce,
+                b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"
+            ),
+            Err(Error::Auth(_))
+        ));
+        let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 1024).unwrap();
+        let pem = key
+            .to_public_key()
+            .to_public_key_pem(LineEnding::LF)
+            .unwrap();
+        let encrypted = rsa_encrypt_password(b"secret\0", &nonce, pem.as_bytes()).unwrap();
+        assert_eq!(encrypted.len(), 128);
+        // OAEP-SHA1 in 1024 bits holds 86 bytes at most.
+        let long = vec![b'x'; 200];
+        let Err(Error::Auth(message)) = rsa_encrypt_password(&long, &nonce, pem.as_bytes()) else {
+            panic!("a long password must be refused");
+        };
+        assert!(message.contains("TLS"), "{message}");
     }
 }

@@ -269,6 +269,13 @@ fn config(params: &ServerConnection) -> Result<Config, DbError> {
         }
     });
     config.application_name("dbbridge");
+    // A server or network that dies without a word is noticed within about
+    // a minute (30 s idle, then 3 probes 10 s apart), not the system's 2 h.
+    config
+        .keepalives(true)
+        .keepalives_idle(crate::KEEPALIVE_IDLE)
+        .keepalives_interval(crate::KEEPALIVE_INTERVAL)
+        .keepalives_retries(crate::KEEPALIVE_RETRIES);
     Ok(config)
 }
 

@@ -264,7 +264,7 @@ impl Charset {
                 encoding.decode_without_bom_handling_and_without_replacement(bytes)
             }
             Charset::Utf32 => {
-                if bytes.len() % 4 != 0 {
+                if !bytes.len().is_multiple_of(4) {
                     return None;
                 }
                 bytes

@@ -5,6 +5,7 @@ mod demo;
 mod harness;
 mod logging;
 mod mysql;
+mod mysql_client;
 mod postgres;
 mod postgres_metadata;
 mod postgres_query;

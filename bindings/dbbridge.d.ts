@@ -190,7 +190,12 @@ export type QueryRunParams = { sessionId: string,
  */
 sql: string, 
 /**
- * Positional parameters bound to the first statement's placeholders.
+ * Positional parameters. Every statement of the script that has
+ * placeholders takes them from the start of this list: on Postgres `$n`
+ * is `params[n-1]`; on MySQL/MariaDB and SQLite the `?`s take them in
+ * order. Without `params` the script reaches the server untouched. On
+ * Postgres the `$n` of a `PREPARE` and of a `CREATE FUNCTION|PROCEDURE`
+ * body belong to the server and are never bound.
  */
 params?: Array<JsonValue>, 
 /**

@@ -583,6 +583,10 @@ impl Conn {
                 return Ok(());
             }
             let whole = joined.get_or_insert_with(Vec::new);
+            if whole.len() + len > MAX_PACKET as usize {
+                // More than the largest packet this client agreed to take.
+                return Err(protocol("a packet larger than 1 GiB"));
+            }
             whole.extend_from_slice(&self.buf[from..from + len]);
             if len < MAX_FRAME {
                 self.big = joined;
@@ -1164,5 +1168,138 @@ mod tests {
             panic!("a long password must be refused");
         };
         assert!(message.contains("TLS"), "{message}");
+    }
+
+    /// A server that greets (mysql_native_password, no TLS), accepts any
+    /// login, then answers the first command with `reply`: raw bytes,
+    /// headers included, so they can be anything.
+    async fn scripted(reply: Vec<u8>) -> Opts {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let caps: u32 = 0x0000_0001
+                | 0x0000_0200
+                | 0x0000_2000
+                | 0x0000_8000
+                | 0x0002_0000
+                | 0x0008_0000
+                | 0x0100_0000;
+            let mut hs = vec![10];
+            hs.extend_from_slice(b"5.7.99-scripted\0");
+            hs.extend_from_slice(&9u32.to_le_bytes());
+            hs.extend_from_slice(b"abcdefgh\0");
+            hs.extend_from_slice(&(caps as u16).to_le_bytes());
+            hs.push(45);
+            hs.extend_from_slice(&2u16.to_le_bytes());
+            hs.extend_from_slice(&((caps >> 16) as u16).to_le_bytes());
+            hs.push(21);
+            hs.extend_from_slice(&[0; 10]);
+            hs.extend_from_slice(b"ijklmnopqrst\0");
+            hs.extend_from_slice(b"mysql_native_password\0");
+            let frame = |p: &[u8], seq: u8| {
+                let mut f = (p.len() as u32).to_le_bytes()[..3].to_vec();
+                f.push(seq);
+                f.extend_from_slice(p);
+                f
+            };
+            s.write_all(&frame(&hs, 0)).await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            let _ = s.read(&mut buf).await;
+            s.write_all(&frame(&[0, 0, 0, 2, 0, 0, 0], 2))
+                .await
+                .unwrap();
+            let _ = s.read(&mut buf).await;
+            let _ = s.write_all(&reply).await;
+            // Then silence, or the end of the connection after a while.
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        });
+        Opts {
+            host: "127.0.0.1".into(),
+            port,
+            user: "u".into(),
+            password: Some("p".into()),
+            database: None,
+            tls: None,
+        }
+    }
+
+    fn frame(payload: &[u8], seq: u8) -> Vec<u8> {
+        let mut f = (payload.len() as u32).to_le_bytes()[..3].to_vec();
+        f.push(seq);
+        f.extend_from_slice(payload);
+        f
+    }
+
+    /// One text result of one column: `SELECT 'x'` as the server sends it.
+    fn one_column_result(row: &[u8]) -> Vec<u8> {
+        let mut column = Vec::new();
+        for part in [&b"def"[..], b"", b"", b"", b"c", b""] {
+            column.push(part.len() as u8);
+            column.extend_from_slice(part);
+        }
+        column.extend_from_slice(&[0x0c, 45, 0, 4, 0, 0, 0, 253, 0, 0, 0x1f, 0, 0]);
+        let mut reply = frame(&[1], 1);
+        reply.extend(frame(&column, 2));
+        reply.extend(frame(row, 3));
+        reply.extend(frame(&[0xfe, 0, 0, 2, 0, 0, 0], 4));
+        reply
+    }
+
+    async fn read_all(reply: Vec<u8>) -> Result<usize, Error> {
+        let mut conn = Conn::connect(&scripted(reply).await).await?;
+        let mut rows = 0;
+        if let Head::Columns(_) = conn.query("SELECT 'x'").await? {
+            while conn.next_row().await? {
+                rows += 1;
+            }
+        }
+        Ok(rows)
+    }
+
+    #[tokio::test]
+    async fn the_packet_reader_refuses_bad_streams_without_panicking() {
+        // The well-formed reply reads.
+        assert_eq!(read_all(one_column_result(&[1, b'x'])).await.unwrap(), 1);
+        // Desynchronised: the row packet's sequence number skips one.
+        let mut desync = one_column_result(&[1, b'x']);
+        let row_at = desync.len() - 11 - 6;
+        desync[row_at + 3] = 9;
+        assert!(
+            matches!(read_all(desync).await, Err(Error::Protocol(m)) if m.contains("sequence"))
+        );
+        // Truncated: the connection ends inside a packet.
+        let mut cut = one_column_result(&[1, b'x']);
+        cut.truncate(cut.len() - 9);
+        assert!(matches!(read_all(cut).await, Err(Error::Io(_))));
+        // Oversized: a column count no server sends.
+        let huge = frame(&[0xfe, 0, 0, 0, 0, 1, 0, 0, 0], 1);
+        assert!(matches!(read_all(huge).await, Err(Error::Protocol(m)) if m.contains("columns")));
+        // Wrong header: an ERR packet cut after its marker.
+        assert!(matches!(
+            read_all(frame(&[0xff, 1], 1)).await,
+            Err(Error::Protocol(_))
+        ));
+        // An empty packet where a response starts.
+        assert!(matches!(
+            read_all(frame(&[], 1)).await,
+            Err(Error::Protocol(_))
+        ));
+    }
+
+    #[test]
+    fn mysql_commons_plugin_data_loses_a_trailing_zero() {
+        // Why auth_switch reads the raw data: the library's accessor takes a
+        // last 0 byte off any plugin's data, a 32-byte ed25519 nonce too.
+        let mut packet = vec![0xfe];
+        packet.extend_from_slice(b"client_ed25519\0");
+        packet.extend_from_slice(&[5u8; 31]);
+        packet.push(0);
+        let switch = ParseBuf(&packet)
+            .parse::<mysql_common::packets::AuthSwitchRequest>(())
+            .unwrap();
+        assert_eq!(switch.plugin_data().len(), 31);
+        assert_eq!(auth_switch(&packet).unwrap().1.len(), 32);
     }
 }

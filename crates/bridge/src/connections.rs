@@ -7,7 +7,8 @@ use dbbridge_protocol::connection::{
 use dbbridge_protocol::{ErrorCode, RpcError};
 use secrecy::ExposeSecret;
 
-use crate::server::Bridge;
+use crate::catalog::Catalog;
+use crate::secrets::SecretStore;
 
 /// The secret-store key under which `connection.save` keeps a connection's password.
 pub fn owned_secret_key(connection_id: &str) -> String {
@@ -24,14 +25,14 @@ pub fn unknown_connection(id: &str) -> RpcError {
 
 /// The full spec, with any password resolved.
 pub async fn resolve(
-    bridge: &Bridge,
+    catalog: &Catalog,
+    secrets: &SecretStore,
     params: ConnectionParams,
 ) -> Result<ConnectionSpec, RpcError> {
     let mut spec = match params {
         ConnectionParams::Spec(spec) => spec,
         ConnectionParams::Saved(saved) => {
-            let row = bridge
-                .catalog
+            let row = catalog
                 .connection(&saved.connection_id)
                 .await?
                 .ok_or_else(|| unknown_connection(&saved.connection_id))?;
@@ -50,12 +51,15 @@ pub async fn resolve(
         }
     };
     if let ConnectionSpec::Postgres(server) | ConnectionSpec::Mysql(server) = &mut spec {
-        resolve_password(bridge, server).await?;
+        resolve_password(secrets, server).await?;
     }
     Ok(spec)
 }
 
-async fn resolve_password(bridge: &Bridge, server: &mut ServerConnection) -> Result<(), RpcError> {
+async fn resolve_password(
+    secrets: &SecretStore,
+    server: &mut ServerConnection,
+) -> Result<(), RpcError> {
     if server.password.is_some() && server.password_secret.is_some() {
         return Err(RpcError::new(
             ErrorCode::InvalidParams,
@@ -64,7 +68,7 @@ async fn resolve_password(bridge: &Bridge, server: &mut ServerConnection) -> Res
         .with_details(serde_json::json!({ "field": "connection.passwordSecret" })));
     }
     if let Some(key) = server.password_secret.take() {
-        let value = bridge.secrets.get(&key).await?;
+        let value = secrets.get(&key).await?;
         crate::redact::remember(value.expose_secret());
         server.password = Some(SecretString::new(value.expose_secret()));
     }

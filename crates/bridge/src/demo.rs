@@ -11,7 +11,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use crate::server::{Bridge, BridgeConfig};
+use crate::state::{Bridge, BridgeConfig};
 use crate::transport::memory::{self, MemoryClient};
 use crate::transport::{Inbound, Outbound};
 
@@ -36,9 +36,14 @@ pub async fn run(args: DemoArgs, config: BridgeConfig) -> Result<()> {
     }
     let fresh = !db.exists();
 
+    let router = std::sync::Arc::new(crate::handlers::router(config.test_hooks));
     let bridge = Bridge::start(config).await?;
     let (connection, client) = memory::pair();
-    let server = tokio::spawn(crate::server::serve_connection(bridge.clone(), connection));
+    let server = tokio::spawn(crate::server::serve_connection(
+        bridge.clone(),
+        router,
+        connection,
+    ));
     let mut c = DemoClient::new(client);
 
     println!("dbbridge demo: a session against a SQLite sample store, as a front end sees it\n");

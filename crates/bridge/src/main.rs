@@ -2,6 +2,7 @@
 //! This is the only place that prints to stdout outside the protocol writer.
 
 mod catalog;
+mod client;
 mod connections;
 mod demo;
 mod errors;
@@ -12,10 +13,12 @@ mod logging;
 mod query;
 mod redact;
 mod router;
+mod rpc;
 mod secrets;
 mod server;
 mod session;
 mod shutdown;
+mod state;
 mod transport;
 
 use std::net::SocketAddr;
@@ -28,7 +31,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use tracing_subscriber::filter::LevelFilter;
 
-use crate::server::{Bridge, BridgeConfig};
+use crate::state::{Bridge, BridgeConfig};
 use crate::transport::DEFAULT_MAX_MESSAGE_BYTES;
 
 #[derive(Parser)]
@@ -148,6 +151,8 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 async fn serve(args: ServeArgs, config: BridgeConfig) -> Result<()> {
+    // The composition root: the shared state, and the router over it.
+    let router = Arc::new(handlers::router(config.test_hooks));
     let bridge = Bridge::start(config).await?;
     let shutdown = bridge.shutdown.clone();
     tokio::spawn({
@@ -158,7 +163,11 @@ async fn serve(args: ServeArgs, config: BridgeConfig) -> Result<()> {
     match args.ws {
         None => {
             let (connection, writer) = transport::stdio::start(args.max_message_bytes)?;
-            let served = tokio::spawn(server::serve_connection(bridge.clone(), connection));
+            let served = tokio::spawn(server::serve_connection(
+                bridge.clone(),
+                router.clone(),
+                connection,
+            ));
             tokio::select! {
                 // EOF on stdin: the parent is gone.
                 _ = served => shutdown.trigger("stdin closed"),
@@ -185,10 +194,11 @@ async fn serve(args: ServeArgs, config: BridgeConfig) -> Result<()> {
             let on_connection: transport::ws::OnConnection = {
                 let bridge = bridge.clone();
                 Arc::new(move |connection| {
-                    bridge
-                        .shutdown
-                        .tracker
-                        .spawn(server::serve_connection(bridge.clone(), connection));
+                    bridge.shutdown.tracker.spawn(server::serve_connection(
+                        bridge.clone(),
+                        router.clone(),
+                        connection,
+                    ));
                 })
             };
             let (local, serving) =

@@ -15,40 +15,22 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::errors::db_error;
-use crate::server::Bridge;
-use crate::session::Session;
+use crate::session::{QueryControl, Session, SessionManager};
+use crate::shutdown::Shutdown;
 use crate::transport::Outbound;
-
-/// The control surface of one running query.
-pub struct QueryControl {
-    pub query_id: String,
-    cancel_requested: CancellationToken,
-    /// Cancelled once `query.done` has been queued.
-    pub finished: CancellationToken,
-}
-
-impl QueryControl {
-    /// Asks the query to stop; it ends with status `cancelled`.
-    pub fn cancel(&self) {
-        self.cancel_requested.cancel();
-    }
-}
 
 /// Starts `sql` on the session. Answers with the query id at once; the events
 /// follow once `replied` fires (the answer is on its way to the client).
 pub fn start(
-    bridge: Arc<Bridge>,
+    sessions: &Arc<SessionManager>,
+    shutdown: &Shutdown,
     session: Arc<Session>,
     sql: String,
     options: QueryOptions,
     timeout: Option<Duration>,
     replied: oneshot::Receiver<()>,
 ) -> Result<String, RpcError> {
-    let control = Arc::new(QueryControl {
-        query_id: crate::ids::new_id("q"),
-        cancel_requested: CancellationToken::new(),
-        finished: CancellationToken::new(),
-    });
+    let control = Arc::new(QueryControl::new(crate::ids::new_id("q")));
     session.claim(control.clone())?;
     let stream = match session.connection.run(sql, options) {
         Ok(stream) => stream,
@@ -57,11 +39,11 @@ pub fn start(
             return Err(db_error(error));
         }
     };
-    let manager = bridge.sessions.clone();
+    let manager = sessions.clone();
     manager.query_started();
     let span = tracing::info_span!("query", sessionId = %session.id, queryId = %control.query_id);
     let query_id = control.query_id.clone();
-    bridge.shutdown.tracker.spawn(
+    shutdown.tracker.spawn(
         async move {
             // Events come after the answer that names the query.
             let _ = replied.await;
@@ -112,7 +94,7 @@ async fn drive(
     loop {
         let item = tokio::select! {
             biased;
-            _ = control.cancel_requested.cancelled(), if stop.is_none() => {
+            _ = control.cancel_requested(), if stop.is_none() => {
                 stop = Some(Stop::Cancelled);
                 stream.cancel.cancel();
                 continue;
@@ -182,7 +164,7 @@ async fn drive(
         // which stops the engine: back-pressure end to end.
         let sent = tokio::select! {
             biased;
-            _ = control.cancel_requested.cancelled() => Err(Stop::Cancelled),
+            _ = control.cancel_requested() => Err(Stop::Cancelled),
             _ = &mut timed_out => Err(Stop::Timeout),
             ok = session.client.send(text) => if ok { Ok(()) } else { Err(Stop::ClientGone) },
         };
@@ -217,7 +199,7 @@ async fn drive(
                 "the query was cancelled",
             )),
         ),
-        (None, Some(error)) => (QueryStatus::Failed, Some(crate::server::scrub_error(error))),
+        (None, Some(error)) => (QueryStatus::Failed, Some(crate::rpc::scrub_error(error))),
         (None, None) => (QueryStatus::Completed, None),
     };
     let done = QueryDoneEvent {

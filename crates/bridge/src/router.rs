@@ -10,7 +10,10 @@ use futures::future::BoxFuture;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::server::RequestCtx;
+use tokio::sync::oneshot;
+
+use crate::client::Client;
+use crate::state::Bridge;
 
 type Handler = Arc<
     dyn Fn(RequestCtx, Value) -> BoxFuture<'static, Result<Box<RawValue>, RpcError>> + Send + Sync,
@@ -121,4 +124,38 @@ pub fn decode_params<T: serde::de::DeserializeOwned>(params: Value) -> Result<T,
         )
         .with_details(serde_json::json!({ "field": field }))
     })
+}
+
+/// What a handler is given besides its params.
+#[derive(Clone)]
+pub struct RequestCtx {
+    pub bridge: Arc<Bridge>,
+    pub client: Client,
+    replied: Arc<std::sync::Mutex<Vec<oneshot::Sender<()>>>>,
+}
+
+impl RequestCtx {
+    pub fn new(bridge: Arc<Bridge>, client: Client) -> RequestCtx {
+        RequestCtx {
+            bridge,
+            client,
+            replied: Default::default(),
+        }
+    }
+
+    /// The waiters for this request's answer (see [`on_reply`](Self::on_reply)).
+    pub fn replied(&self) -> Arc<std::sync::Mutex<Vec<oneshot::Sender<()>>>> {
+        self.replied.clone()
+    }
+
+    /// Resolves once this request's answer has been queued to the client, so
+    /// that work started by a handler (a query's events, a shutdown) comes after it.
+    pub fn on_reply(&self) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        self.replied
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(tx);
+        rx
+    }
 }

@@ -1,165 +1,36 @@
-//! The bridge's shared state and the loop that serves one client: frames in,
-//! requests dispatched concurrently through the router, answers and events out
-//! through the client's one bounded queue.
+//! The loop that serves one client: frames in, requests dispatched
+//! concurrently through the router (each under `catch_unwind`), answers and
+//! events out through the client's one bounded queue.
 
 use std::panic::AssertUnwindSafe;
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use dbbridge_protocol::message::{ErrorResponse, Response};
-use dbbridge_protocol::{Envelope, ErrorCode, Event, Notification, RequestId, RpcError};
+use dbbridge_protocol::{ErrorCode, RequestId, RpcError};
 use futures::FutureExt;
 use serde_json::Value;
-use serde_json::value::RawValue;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::Semaphore;
 use tracing::Instrument;
 
-use crate::catalog::Catalog;
-use crate::health::ProcessSampler;
+use crate::client::Client;
 use crate::redact;
-use crate::router::{Route, Router};
-use crate::secrets::SecretStore;
-use crate::session::SessionManager;
-use crate::shutdown::Shutdown;
-use crate::transport::{Connection, Inbound, Outbound};
+use crate::router::{RequestCtx, Route, Router};
+use crate::rpc::{plain_error, response};
+use crate::state::Bridge;
+use crate::transport::{Connection, Inbound};
 
 /// Requests of one client being served at once; past this the loop stops
 /// reading, which pushes back on the client.
 const MAX_IN_FLIGHT: usize = 256;
 
-/// Settings fixed at start.
-pub struct BridgeConfig {
-    /// Holds `bridge.db`, `backups/`, `logs/` and the secret file.
-    pub data_dir: PathBuf,
-    /// Registers `debug.*` methods used by the test suite.
-    pub test_hooks: bool,
-    pub secret_backend: crate::secrets::BackendChoice,
-    /// `DBBRIDGE_SECRET_KEY`, for the encrypted-file store.
-    pub secret_key: Option<secrecy::SecretString>,
-}
-
-/// Everything shared by all clients of one bridge process.
-pub struct Bridge {
-    pub started: Instant,
-    pub shutdown: Shutdown,
-    pub router: Router,
-    pub sessions: Arc<SessionManager>,
-    pub process: ProcessSampler,
-    pub catalog: Arc<Catalog>,
-    pub secrets: SecretStore,
-    next_client_id: AtomicU64,
-}
-
-impl Bridge {
-    /// Opens `bridge.db` and the secret store, and builds the router.
-    pub async fn start(config: BridgeConfig) -> anyhow::Result<Arc<Bridge>> {
-        let shutdown = Shutdown::new();
-        let router = crate::handlers::router(config.test_hooks);
-        let catalog = Arc::new(Catalog::open(&config.data_dir)?);
-        let secrets = SecretStore::open(
-            config.secret_backend,
-            &config.data_dir,
-            catalog.clone(),
-            config.secret_key,
-        )
-        .await;
-        tracing::info!(
-            data_dir = %config.data_dir.display(),
-            secret_backend = ?secrets.backend(),
-            secret_key_source = secrets.key_source().map(|s| s.as_str()),
-            "bridge state ready"
-        );
-        Ok(Arc::new(Bridge {
-            sessions: Arc::new(SessionManager::new(shutdown.clone())),
-            started: Instant::now(),
-            shutdown,
-            router,
-            process: ProcessSampler::new(),
-            catalog,
-            secrets,
-            next_client_id: AtomicU64::new(1),
-        }))
-    }
-
-    /// Graceful stop: cancel running queries, close sessions (each client gets
-    /// its `session.closed`), then wait for every tracked task.
-    pub async fn stop(&self) {
-        self.shutdown.trigger("stop");
-        self.sessions
-            .close_all(dbbridge_protocol::session::SessionClosedReason::Shutdown)
-            .await;
-        self.shutdown.tracker.close();
-        if tokio::time::timeout(
-            std::time::Duration::from_secs(10),
-            self.shutdown.tracker.wait(),
-        )
-        .await
-        .is_err()
-        {
-            tracing::warn!("some tasks did not finish within 10 s of shutdown");
-        }
-    }
-}
-
-/// One connected client: where its answers and events go.
-#[derive(Clone, Debug)]
-pub struct Client {
-    pub id: u64,
-    outbound: mpsc::Sender<Outbound>,
-}
-
-impl Client {
-    /// Queues one message; waits while the queue is full. False once the client is gone.
-    pub async fn send(&self, text: impl Into<Outbound>) -> bool {
-        self.outbound.send(text.into()).await.is_ok()
-    }
-
-    /// Sends an event of the contract.
-    pub async fn notify<E: Event>(&self, params: &E::Params) -> bool {
-        match serde_json::to_string(&Notification::new(E::NAME, params)) {
-            Ok(text) => self.send(text).await,
-            Err(error) => {
-                tracing::error!(%error, event = E::NAME, "encoding an event failed");
-                true
-            }
-        }
-    }
-}
-
-/// What a handler is given besides its params.
-#[derive(Clone)]
-pub struct RequestCtx {
-    pub bridge: Arc<Bridge>,
-    pub client: Client,
-    replied: Arc<std::sync::Mutex<Vec<oneshot::Sender<()>>>>,
-}
-
-impl RequestCtx {
-    /// Resolves once this request's answer has been queued to the client, so
-    /// that work started by a handler (a query's events, a shutdown) comes after it.
-    pub fn on_reply(&self) -> oneshot::Receiver<()> {
-        let (tx, rx) = oneshot::channel();
-        self.replied
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(tx);
-        rx
-    }
-}
-
 /// Serves one client until it goes away or the bridge shuts down. Its
 /// sessions are closed when it leaves.
-pub async fn serve_connection(bridge: Arc<Bridge>, connection: Connection) {
+pub async fn serve_connection(bridge: Arc<Bridge>, router: Arc<Router>, connection: Connection) {
     let Connection {
         mut receiver,
         sender,
     } = connection;
-    let client = Client {
-        id: bridge.next_client_id.fetch_add(1, Ordering::Relaxed),
-        outbound: sender,
-    };
+    let client = Client::new(bridge.next_client_id(), sender);
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     tracing::info!(client = client.id, "client connected");
     loop {
@@ -183,9 +54,9 @@ pub async fn serve_connection(bridge: Arc<Bridge>, connection: Connection) {
                 let Ok(permit) = in_flight.clone().acquire_owned().await else {
                     break;
                 };
-                let (bridge2, client2) = (bridge.clone(), client.clone());
+                let (bridge2, router2, client2) = (bridge.clone(), router.clone(), client.clone());
                 bridge.shutdown.tracker.spawn(async move {
-                    handle_message(bridge2, client2, text).await;
+                    handle_message(bridge2, &router2, client2, text).await;
                     drop(permit);
                 });
             }
@@ -197,7 +68,7 @@ pub async fn serve_connection(bridge: Arc<Bridge>, connection: Connection) {
     }
 }
 
-async fn handle_message(bridge: Arc<Bridge>, client: Client, text: String) {
+async fn handle_message(bridge: Arc<Bridge>, router: &Router, client: Client, text: String) {
     let message: Value = match serde_json::from_str(&text) {
         Ok(message) => message,
         Err(error) => {
@@ -258,19 +129,15 @@ async fn handle_message(bridge: Arc<Bridge>, client: Client, text: String) {
     let span = tracing::info_span!("request", %id, method = %method);
     let result = async {
         let started = Instant::now();
-        let result = match bridge.router.route(&method) {
+        let result = match router.route(&method) {
             Route::NotFound => Err(RpcError::new(
                 ErrorCode::MethodNotFound,
                 format!("unknown method {method:?}"),
             )),
             Route::NotSupported => Err(RpcError::not_supported(&method)),
             Route::Handler(handler) => {
-                let ctx = RequestCtx {
-                    bridge: bridge.clone(),
-                    client: client.clone(),
-                    replied: Default::default(),
-                };
-                let replied = ctx.replied.clone();
+                let ctx = RequestCtx::new(bridge.clone(), client.clone());
+                let replied = ctx.replied();
                 let result = AssertUnwindSafe(handler(ctx, params))
                     .catch_unwind()
                     .await
@@ -309,44 +176,4 @@ async fn handle_message(bridge: Arc<Bridge>, client: Client, text: String) {
     if let Some(result) = result {
         client.send(response(&id, result)).await;
     }
-}
-
-/// The response text for a request: the envelope, with secrets scrubbed from any error.
-fn response(id: &RequestId, result: Result<Box<RawValue>, RpcError>) -> String {
-    let envelope = match result {
-        Ok(data) => Envelope::ok(data),
-        Err(error) => Envelope::err(scrub_error(error)),
-    };
-    serde_json::to_string(&Response {
-        jsonrpc: "2.0",
-        id,
-        result: envelope,
-    })
-    .unwrap_or_else(|e| {
-        plain_error(RpcError::internal(format!(
-            "encoding a response failed: {e}"
-        )))
-    })
-}
-
-/// A JSON-RPC error with id null, for messages whose id cannot be recovered.
-fn plain_error(error: RpcError) -> String {
-    let error = scrub_error(error);
-    serde_json::to_string(&ErrorResponse::new(error)).unwrap_or_default()
-}
-
-/// Scrubs every remembered secret out of an error's message and details.
-pub fn scrub_error(mut error: RpcError) -> RpcError {
-    error.message = redact::scrub(&error.message).into_owned();
-    if let Some(details) = error.details.take() {
-        let text = details.to_string();
-        let scrubbed = redact::scrub(&text);
-        // Details that cannot be scrubbed and re-read are dropped rather than sent as they were.
-        error.details = if scrubbed == text {
-            Some(details)
-        } else {
-            serde_json::from_str(&scrubbed).ok()
-        };
-    }
-    error
 }

@@ -17,8 +17,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio_util::sync::CancellationToken;
 
-use crate::query::QueryControl;
-use crate::server::Client;
+use crate::client::Client;
 use crate::shutdown::Shutdown;
 
 /// Sessions close after this long without activity unless the client says otherwise.
@@ -319,5 +318,33 @@ impl SessionManager {
                 session.touch();
             }
         }
+    }
+}
+
+/// The control surface of one running query.
+pub struct QueryControl {
+    pub query_id: String,
+    cancel_requested: CancellationToken,
+    /// Cancelled once `query.done` has been queued.
+    pub finished: CancellationToken,
+}
+
+impl QueryControl {
+    pub fn new(query_id: String) -> QueryControl {
+        QueryControl {
+            query_id,
+            cancel_requested: CancellationToken::new(),
+            finished: CancellationToken::new(),
+        }
+    }
+
+    /// Resolves once a cancel was asked for.
+    pub async fn cancel_requested(&self) {
+        self.cancel_requested.cancelled().await
+    }
+
+    /// Asks the query to stop; it ends with status `cancelled`.
+    pub fn cancel(&self) {
+        self.cancel_requested.cancel();
     }
 }

@@ -12,8 +12,8 @@ use secrecy::SecretString;
 
 use crate::catalog::SavedRow;
 use crate::connections::{owned_secret_key, unknown_connection};
+use crate::router::RequestCtx;
 use crate::router::Router;
-use crate::server::RequestCtx;
 
 pub fn register(router: &mut Router) {
     router

@@ -8,8 +8,8 @@ use dbbridge_protocol::methods::{MetadataDescribeTable, MetadataListSchemas, Met
 use dbbridge_protocol::session::SessionIdParams;
 
 use crate::errors::db_error;
+use crate::router::RequestCtx;
 use crate::router::Router;
-use crate::server::RequestCtx;
 use crate::session::Session;
 
 pub fn register(router: &mut Router) {

@@ -9,8 +9,8 @@ use dbbridge_protocol::query::{QueryRunParams, QueryRunResult};
 use dbbridge_protocol::session::SessionIdParams;
 use dbbridge_protocol::{CancelResult, ErrorCode, RpcError};
 
+use crate::router::RequestCtx;
 use crate::router::Router;
-use crate::server::RequestCtx;
 
 /// The largest batch a client may ask for; larger ones would defeat the 1 MiB cut anyway.
 const MAX_BATCH_SIZE: u32 = 100_000;
@@ -42,7 +42,8 @@ async fn run(ctx: RequestCtx, params: QueryRunParams) -> Result<QueryRunResult, 
         params: params.params.unwrap_or_default(),
     };
     let query_id = crate::query::start(
-        ctx.bridge.clone(),
+        &ctx.bridge.sessions,
+        &ctx.bridge.shutdown,
         session,
         params.sql,
         options,

@@ -8,8 +8,8 @@ use dbbridge_protocol::secret::{
 use dbbridge_protocol::{Empty, RpcError};
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::router::RequestCtx;
 use crate::router::Router;
-use crate::server::RequestCtx;
 
 pub fn register(router: &mut Router) {
     router

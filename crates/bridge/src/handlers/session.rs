@@ -12,8 +12,8 @@ use dbbridge_protocol::{Empty, RpcError};
 
 use crate::connections::resolve;
 use crate::errors::db_error;
+use crate::router::RequestCtx;
 use crate::router::Router;
-use crate::server::RequestCtx;
 use crate::session::not_found;
 
 pub fn register(router: &mut Router) {
@@ -28,7 +28,7 @@ async fn test(
     ctx: RequestCtx,
     params: ConnectionTestParams,
 ) -> Result<ConnectionTestResult, RpcError> {
-    let spec = resolve(&ctx.bridge, params.connection).await?;
+    let spec = resolve(&ctx.bridge.catalog, &ctx.bridge.secrets, params.connection).await?;
     let connection = Connection::open(&spec).await.map_err(db_error)?;
     let started = Instant::now();
     connection.ping().await.map_err(db_error)?;
@@ -41,7 +41,7 @@ async fn test(
 }
 
 async fn open(ctx: RequestCtx, params: SessionOpenParams) -> Result<SessionOpenResult, RpcError> {
-    let spec = resolve(&ctx.bridge, params.connection).await?;
+    let spec = resolve(&ctx.bridge.catalog, &ctx.bridge.secrets, params.connection).await?;
     let connection = Connection::open(&spec).await.map_err(db_error)?;
     let idle = params.idle_timeout_ms.map(Duration::from_millis);
     let session = ctx

@@ -1,0 +1,90 @@
+//! The state every client of one bridge process shares: sessions, the
+//! catalog, the secret store, the shutdown root, process sampling. It sits
+//! below the router and the handlers and imports neither.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use crate::catalog::Catalog;
+use crate::health::ProcessSampler;
+use crate::secrets::SecretStore;
+use crate::session::SessionManager;
+use crate::shutdown::Shutdown;
+
+/// Settings fixed at start.
+pub struct BridgeConfig {
+    /// Holds `bridge.db`, `backups/`, `logs/` and the secret file.
+    pub data_dir: PathBuf,
+    /// Registers `debug.*` methods used by the test suite.
+    pub test_hooks: bool,
+    pub secret_backend: crate::secrets::BackendChoice,
+    /// `DBBRIDGE_SECRET_KEY`, for the encrypted-file store.
+    pub secret_key: Option<secrecy::SecretString>,
+}
+
+/// Everything shared by all clients of one bridge process.
+pub struct Bridge {
+    pub started: Instant,
+    pub shutdown: Shutdown,
+    pub sessions: Arc<SessionManager>,
+    pub process: ProcessSampler,
+    pub catalog: Arc<Catalog>,
+    pub secrets: SecretStore,
+    next_client_id: AtomicU64,
+}
+
+impl Bridge {
+    /// Opens `bridge.db` and the secret store.
+    pub async fn start(config: BridgeConfig) -> anyhow::Result<Arc<Bridge>> {
+        let shutdown = Shutdown::new();
+        let catalog = Arc::new(Catalog::open(&config.data_dir)?);
+        let secrets = SecretStore::open(
+            config.secret_backend,
+            &config.data_dir,
+            catalog.clone(),
+            config.secret_key,
+        )
+        .await;
+        tracing::info!(
+            data_dir = %config.data_dir.display(),
+            secret_backend = ?secrets.backend(),
+            secret_key_source = secrets.key_source().map(|s| s.as_str()),
+            "bridge state ready"
+        );
+        Ok(Arc::new(Bridge {
+            sessions: Arc::new(SessionManager::new(shutdown.clone())),
+            started: Instant::now(),
+            shutdown,
+            process: ProcessSampler::new(),
+            catalog,
+            secrets,
+            next_client_id: AtomicU64::new(1),
+        }))
+    }
+
+    /// A new id for a connecting client.
+    pub fn next_client_id(&self) -> u64 {
+        self.next_client_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Graceful stop: cancel running queries, close sessions (each client gets
+    /// its `session.closed`), then wait for every tracked task.
+    pub async fn stop(&self) {
+        self.shutdown.trigger("stop");
+        self.sessions
+            .close_all(dbbridge_protocol::session::SessionClosedReason::Shutdown)
+            .await;
+        self.shutdown.tracker.close();
+        if tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            self.shutdown.tracker.wait(),
+        )
+        .await
+        .is_err()
+        {
+            tracing::warn!("some tasks did not finish within 10 s of shutdown");
+        }
+    }
+}

@@ -7,6 +7,15 @@ export type BackupIdParams = { backupId: string, };
 
 export type BackupListParams = { connectionId?: string, };
 
+/**
+ * How a backup is written.
+ */
+export type BackupOptions = { 
+/**
+ * Replace an existing file at `destination` (refused otherwise).
+ */
+overwrite?: boolean, };
+
 export type BackupProgressEvent = { backupId: string, phase: string, percent?: number, bytesWritten: number, currentObject?: string, };
 
 export type BackupRestoreParams = { backupId: string, 
@@ -21,7 +30,7 @@ export type BackupStartParams = { connection: ConnectionParams,
 /**
  * A file path; default a new file under `<data-dir>/backups/`.
  */
-destination?: string, };
+destination?: string, options?: BackupOptions, };
 
 export type BackupStartResult = { backupId: string, };
 

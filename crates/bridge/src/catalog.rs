@@ -1,6 +1,6 @@
 //! `<data-dir>/bridge.db`: the bridge's own SQLite database of saved
-//! connections (never a password: those live in the secret store) and the
-//! index of keychain keys. The schema is versioned by `PRAGMA user_version`.
+//! connections (never a password: those live in the secret store), the
+//! index of keychain keys, and the backup catalog. The schema is versioned by `PRAGMA user_version`.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -9,20 +9,84 @@ use dbbridge_protocol::RpcError;
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// Migration N takes the schema from version N to N+1. Append only.
-const MIGRATIONS: &[&str] = &["CREATE TABLE connections (
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE connections (
          id TEXT PRIMARY KEY,
          name TEXT NOT NULL,
          kind TEXT NOT NULL,
          spec TEXT NOT NULL,
          created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
      );
-     CREATE TABLE keychain_keys (key TEXT PRIMARY KEY);"];
+     CREATE TABLE keychain_keys (key TEXT PRIMARY KEY);",
+    // The backup catalog. `connection` is the source as a connection spec
+    // without any password (or a saved connection's id in `connection_id`).
+    "CREATE TABLE backups (
+         id TEXT PRIMARY KEY,
+         engine TEXT NOT NULL,
+         connection_id TEXT,
+         connection TEXT NOT NULL,
+         database TEXT NOT NULL,
+         path TEXT NOT NULL,
+         format TEXT NOT NULL,
+         size_bytes INTEGER NOT NULL DEFAULT 0,
+         sha256 TEXT,
+         status TEXT NOT NULL,
+         tool_version TEXT,
+         server_version TEXT,
+         started_at TEXT NOT NULL,
+         finished_at TEXT,
+         error TEXT
+     );
+     CREATE INDEX backups_by_connection ON backups (connection_id);",
+];
 
 /// A saved connection as stored: its spec is JSON without a password.
 pub struct SavedRow {
     pub id: String,
     pub name: String,
     pub spec: String,
+}
+
+/// One backup as the catalog keeps it.
+#[derive(Debug, Clone)]
+pub struct BackupRow {
+    pub id: String,
+    pub engine: String,
+    pub connection_id: Option<String>,
+    pub connection: String,
+    pub database: String,
+    pub path: String,
+    pub format: String,
+    pub size_bytes: u64,
+    pub sha256: Option<String>,
+    pub status: String,
+    pub tool_version: Option<String>,
+    pub server_version: Option<String>,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub error: Option<String>,
+}
+
+const BACKUP_COLUMNS: &str = "id, engine, connection_id, connection, database, path, format, size_bytes, sha256, status, tool_version, server_version, started_at, finished_at, error";
+
+fn backup_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<BackupRow> {
+    Ok(BackupRow {
+        id: r.get(0)?,
+        engine: r.get(1)?,
+        connection_id: r.get(2)?,
+        connection: r.get(3)?,
+        database: r.get(4)?,
+        path: r.get(5)?,
+        format: r.get(6)?,
+        size_bytes: r.get::<_, i64>(7)? as u64,
+        sha256: r.get(8)?,
+        status: r.get(9)?,
+        tool_version: r.get(10)?,
+        server_version: r.get(11)?,
+        started_at: r.get(12)?,
+        finished_at: r.get(13)?,
+        error: r.get(14)?,
+    })
 }
 
 pub struct Catalog {
@@ -50,6 +114,101 @@ impl Catalog {
         Ok(Catalog {
             conn: Arc::new(Mutex::new(conn)),
         })
+    }
+
+    pub async fn insert_backup(&self, row: BackupRow) -> Result<(), RpcError> {
+        self.call(move |c| {
+            c.execute(
+                &format!("INSERT INTO backups ({BACKUP_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"),
+                params![
+                    row.id,
+                    row.engine,
+                    row.connection_id,
+                    row.connection,
+                    row.database,
+                    row.path,
+                    row.format,
+                    row.size_bytes as i64,
+                    row.sha256,
+                    row.status,
+                    row.tool_version,
+                    row.server_version,
+                    row.started_at,
+                    row.finished_at,
+                    row.error
+                ],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    /// Records how a backup ended.
+    pub async fn finish_backup(
+        &self,
+        id: &str,
+        status: &'static str,
+        size_bytes: u64,
+        sha256: Option<String>,
+        error: Option<String>,
+    ) -> Result<(), RpcError> {
+        let id = id.to_string();
+        self.call(move |c| {
+            c.execute(
+                "UPDATE backups SET status = ?2, size_bytes = ?3, sha256 = ?4, error = ?5, finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?1",
+                params![id, status, size_bytes as i64, sha256, error],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    pub async fn backups(&self, connection_id: Option<String>) -> Result<Vec<BackupRow>, RpcError> {
+        self.call(move |c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT {BACKUP_COLUMNS} FROM backups WHERE ?1 IS NULL OR connection_id = ?1 ORDER BY started_at DESC, id"
+            ))?;
+            let rows = stmt.query_map(params![connection_id], backup_row)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    pub async fn backup(&self, id: &str) -> Result<Option<BackupRow>, RpcError> {
+        let id = id.to_string();
+        self.call(move |c| {
+            c.query_row(
+                &format!("SELECT {BACKUP_COLUMNS} FROM backups WHERE id = ?1"),
+                params![id],
+                backup_row,
+            )
+            .optional()
+        })
+        .await
+    }
+
+    pub async fn delete_backup(&self, id: &str) -> Result<(), RpcError> {
+        let id = id.to_string();
+        self.call(move |c| {
+            c.execute("DELETE FROM backups WHERE id = ?1", params![id])
+                .map(|_| ())
+        })
+        .await
+    }
+
+    /// After a crash: backups left `running` become `failed`; returns their
+    /// paths, whose partial files the caller removes.
+    pub fn fail_interrupted_backups(&self) -> anyhow::Result<Vec<String>> {
+        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let mut stmt = conn.prepare("SELECT path FROM backups WHERE status = 'running'")?;
+        let paths = stmt
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        conn.execute(
+            "UPDATE backups SET status = 'failed', error = 'the bridge stopped while the backup ran', finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE status = 'running'",
+            [],
+        )?;
+        Ok(paths)
     }
 
     async fn call<T: Send + 'static>(

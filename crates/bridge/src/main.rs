@@ -9,6 +9,7 @@ mod errors;
 mod handlers;
 mod health;
 mod ids;
+mod jobs;
 mod logging;
 mod query;
 mod redact;

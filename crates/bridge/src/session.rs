@@ -197,6 +197,19 @@ impl SessionManager {
     }
 
     /// The session `id` if it exists and belongs to `client`.
+    /// The SQLite files that sessions (of any client) have open.
+    pub fn sqlite_paths(&self) -> Vec<std::path::PathBuf> {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter_map(|s| match &s.connection {
+                dbbridge_db::Connection::Sqlite(c) => Some(std::path::PathBuf::from(c.path())),
+                _ => None,
+            })
+            .collect()
+    }
+
     pub fn get(&self, id: &str, client: &Client) -> Result<Arc<Session>, RpcError> {
         let sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
         match sessions.get(id) {

@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use crate::catalog::Catalog;
 use crate::health::ProcessSampler;
+use crate::jobs::JobManager;
 use crate::secrets::SecretStore;
 use crate::session::SessionManager;
 use crate::shutdown::Shutdown;
@@ -32,6 +33,9 @@ pub struct Bridge {
     pub process: ProcessSampler,
     pub catalog: Arc<Catalog>,
     pub secrets: SecretStore,
+    pub jobs: Arc<JobManager>,
+    /// Holds `bridge.db`, `backups/`, `logs/` and the secret file.
+    pub data_dir: PathBuf,
     next_client_id: AtomicU64,
 }
 
@@ -40,6 +44,13 @@ impl Bridge {
     pub async fn start(config: BridgeConfig) -> anyhow::Result<Arc<Bridge>> {
         let shutdown = Shutdown::new();
         let catalog = Arc::new(Catalog::open(&config.data_dir)?);
+        // After a crash: backups left running failed; their partial files go.
+        for path in catalog.fail_interrupted_backups()? {
+            let part = dbbridge_db::sqlite::backup::sibling(std::path::Path::new(&path), ".part");
+            if std::fs::remove_file(&part).is_ok() {
+                tracing::info!(path = %part.display(), "removed an interrupted backup's partial file");
+            }
+        }
         let secrets = SecretStore::open(
             config.secret_backend,
             &config.data_dir,
@@ -55,6 +66,8 @@ impl Bridge {
         );
         Ok(Arc::new(Bridge {
             sessions: Arc::new(SessionManager::new(shutdown.clone())),
+            jobs: Arc::new(JobManager::new(shutdown.clone())),
+            data_dir: config.data_dir.clone(),
             started: Instant::now(),
             shutdown,
             process: ProcessSampler::new(),

@@ -14,6 +14,19 @@ pub struct BackupStartParams {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
     pub destination: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub options: Option<BackupOptions>,
+}
+
+/// How a backup is written.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BackupOptions {
+    /// Replace an existing file at `destination` (refused otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub overwrite: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
@@ -54,6 +67,17 @@ pub struct BackupInfo {
     pub finished_at: Option<String>,
     pub tool_version: Option<String>,
     pub server_version: Option<String>,
+    /// False when the backup's file has gone missing since (it is listed, not hidden).
+    #[serde(default = "yes")]
+    pub file_exists: bool,
+    /// Why a failed backup failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub error: Option<String>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]

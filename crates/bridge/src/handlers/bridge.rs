@@ -34,7 +34,7 @@ async fn health_ping(ctx: RequestCtx, _: Empty) -> Result<HealthInfo, RpcError> 
         memory_rss_bytes: sample.rss_bytes,
         sessions: counts.sessions,
         running_queries: counts.running_queries,
-        running_jobs: 0,
+        running_jobs: bridge.jobs.running() as u32,
         secret_backend: Some(bridge.secrets.backend()),
         secret_key_source: bridge.secrets.key_source().map(|s| match s {
             crate::secrets::KeySource::Env => SecretKeySource::Env,

@@ -1,6 +1,7 @@
 //! The handlers of the contract's methods, one module per domain, and the
 //! router that maps method names to them.
 
+mod backup;
 mod bridge;
 mod connection;
 mod debug;
@@ -15,6 +16,7 @@ use crate::router::Router;
 pub fn router(test_hooks: bool) -> Router {
     let mut router = Router::new();
     bridge::register(&mut router);
+    backup::register(&mut router);
     session::register(&mut router);
     query::register(&mut router);
     metadata::register(&mut router);

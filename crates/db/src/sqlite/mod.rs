@@ -3,6 +3,7 @@
 //! C API never runs on the async workers. Cancellation goes through SQLite's
 //! interrupt handle.
 
+pub mod backup;
 mod metadata;
 mod run;
 mod types;

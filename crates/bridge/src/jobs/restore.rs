@@ -1,0 +1,190 @@
+//! The restore job: the backup's checksum is verified before anything is
+//! touched, then the backup replaces the target. SQLite restores into a
+//! temporary file beside the target and renames it over the target, and is
+//! refused while a session has the target open.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use dbbridge_db::sqlite::backup::{self as sqlite_backup, CopyError, Progress};
+use dbbridge_protocol::backup::{JobStatus, RestoreDoneEvent, RestoreProgressEvent};
+use dbbridge_protocol::connection::ConnectionSpec;
+use dbbridge_protocol::events::{RestoreDone, RestoreProgress};
+use dbbridge_protocol::{ErrorCode, RpcError};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::{JobManager, Throttle};
+use crate::catalog::Catalog;
+use crate::client::Client;
+
+pub fn backup_not_found(id: &str) -> RpcError {
+    RpcError::new(ErrorCode::BackupNotFound, format!("no backup {id:?}"))
+        .with_details(serde_json::json!({"field": "backupId"}))
+}
+
+/// Checks the request and starts the restore; returns the restore's id.
+/// `open_paths` are the SQLite files that sessions have open now.
+pub async fn start(
+    jobs: &Arc<JobManager>,
+    catalog: &Arc<Catalog>,
+    client: Client,
+    backup_id: &str,
+    target: Option<ConnectionSpec>,
+    open_paths: Vec<PathBuf>,
+) -> Result<String, RpcError> {
+    let row = catalog
+        .backup(backup_id)
+        .await?
+        .ok_or_else(|| backup_not_found(backup_id))?;
+    if row.status != "completed" {
+        return Err(RpcError::new(
+            ErrorCode::RestoreFailed,
+            format!("backup {backup_id} is {}, not completed", row.status),
+        ));
+    }
+    let target = match target {
+        Some(spec) => spec,
+        None => serde_json::from_str(&row.connection).map_err(|e| {
+            RpcError::internal(format!("backup {backup_id}'s source is unreadable: {e}"))
+        })?,
+    };
+    let ConnectionSpec::Sqlite(sqlite) = target else {
+        return Err(RpcError::new(
+            ErrorCode::InvalidParams,
+            format!("a {} backup restores into SQLite only", row.engine),
+        )
+        .with_details(serde_json::json!({"field": "target"})));
+    };
+    let target = PathBuf::from(&sqlite.path);
+    let canonical = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+    if open_paths
+        .iter()
+        .any(|p| canonical(p) == canonical(&target))
+    {
+        return Err(RpcError::new(
+            ErrorCode::RestoreFailed,
+            format!(
+                "{} is open in a session; close its sessions before restoring over it",
+                target.display()
+            ),
+        )
+        .with_details(serde_json::json!({"reason": "targetInUse"})));
+    }
+    let id = crate::ids::new_id("r");
+    let job = SqliteRestore {
+        id: id.clone(),
+        backup_id: backup_id.to_string(),
+        file: PathBuf::from(&row.path),
+        sha256: row.sha256.unwrap_or_default(),
+        target,
+        client,
+    };
+    jobs.spawn(id.clone(), move |cancel| job.run(cancel));
+    Ok(id)
+}
+
+struct SqliteRestore {
+    id: String,
+    backup_id: String,
+    file: PathBuf,
+    sha256: String,
+    target: PathBuf,
+    client: Client,
+}
+
+impl SqliteRestore {
+    async fn run(self, cancel: CancellationToken) {
+        let started = Instant::now();
+        let mut throttle = Throttle::default();
+        let result = self.restore(&cancel, &mut throttle).await;
+        let (status, error) = match result {
+            Ok(()) => {
+                let percent = throttle.done();
+                self.send_progress("finalizing", Some(percent)).await;
+                (JobStatus::Completed, None)
+            }
+            Err(None) => (JobStatus::Cancelled, None),
+            Err(Some(error)) => (JobStatus::Failed, Some(error)),
+        };
+        tracing::info!(restore = %self.id, backup = %self.backup_id, ?status, "restore finished");
+        self.client
+            .notify::<RestoreDone>(&RestoreDoneEvent {
+                restore_id: self.id.clone(),
+                backup_id: self.backup_id.clone(),
+                status,
+                duration_ms: started.elapsed().as_millis() as u64,
+                error,
+            })
+            .await;
+    }
+
+    /// `Err(None)` when cancelled.
+    async fn restore(
+        &self,
+        cancel: &CancellationToken,
+        throttle: &mut Throttle,
+    ) -> Result<(), Option<RpcError>> {
+        let failed = |what: String| Some(RpcError::new(ErrorCode::RestoreFailed, what));
+        if let Some(p) = throttle.due("verifying", Some(0.0)) {
+            self.send_progress("verifying", p).await;
+        }
+        let actual = super::sha256_file(self.file.clone()).await.map_err(|e| {
+            failed(format!(
+                "cannot read the backup file {}: {e}",
+                self.file.display()
+            ))
+        })?;
+        if actual != self.sha256 {
+            return Err(failed(format!(
+                "the backup file {} does not match its checksum (sha256 {actual}, {} recorded); nothing was restored",
+                self.file.display(),
+                self.sha256
+            )));
+        }
+        let (tx, mut rx) = watch::channel(None::<Progress>);
+        let copy = {
+            let (file, target, cancel) = (self.file.clone(), self.target.clone(), cancel.clone());
+            tokio::task::spawn_blocking(move || {
+                sqlite_backup::restore(&file, &target, |p| {
+                    tx.send_replace(Some(p));
+                    !cancel.is_cancelled()
+                })
+            })
+        };
+        tokio::pin!(copy);
+        let copied = loop {
+            tokio::select! {
+                copied = &mut copy => break copied,
+                Ok(()) = rx.changed() => {
+                    let p = *rx.borrow_and_update();
+                    if let Some(p) = p {
+                        let percent = 100.0 * p.pages_done as f64 / p.pages_total.max(1) as f64;
+                        if let Some(percent) = throttle.due("restoring", Some(percent)) {
+                            self.send_progress("restoring", percent).await;
+                        }
+                    }
+                }
+            }
+        };
+        match copied {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(CopyError::Cancelled)) => Err(None),
+            Ok(Err(CopyError::Failed(error))) => Err(failed(error.message)),
+            Err(join) => Err(failed(format!("the restore task failed: {join}"))),
+        }
+    }
+
+    async fn send_progress(&self, phase: &str, percent: Option<f64>) {
+        self.client
+            .notify::<RestoreProgress>(&RestoreProgressEvent {
+                restore_id: self.id.clone(),
+                backup_id: self.backup_id.clone(),
+                phase: phase.to_string(),
+                percent,
+                current_object: None,
+            })
+            .await;
+    }
+}

@@ -16,6 +16,7 @@ pub mod postgres;
 mod session_thread;
 pub mod sqlite;
 mod tls;
+pub mod tools;
 pub mod value;
 
 use std::sync::Arc;

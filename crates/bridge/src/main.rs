@@ -58,6 +58,15 @@ struct Cli {
         default_value = "auto"
     )]
     secret_backend: secrets::BackendChoice,
+    /// A folder holding pg_dump/pg_restore/psql, looked in before PATH and
+    /// the usual install folders (repeatable).
+    #[arg(
+        long,
+        env = "DBBRIDGE_PG_BIN_DIR",
+        global = true,
+        value_delimiter = ':'
+    )]
+    pg_bin_dir: Vec<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -137,6 +146,7 @@ fn run(cli: Cli) -> Result<()> {
             .ok()
             .filter(|k| !k.is_empty())
             .map(secrecy::SecretString::from),
+        pg_bin_dirs: cli.pg_bin_dir,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -23,6 +23,8 @@ pub struct BridgeConfig {
     pub secret_backend: crate::secrets::BackendChoice,
     /// `DBBRIDGE_SECRET_KEY`, for the encrypted-file store.
     pub secret_key: Option<secrecy::SecretString>,
+    /// `--pg-bin-dir`: where to look for Postgres's tools first.
+    pub pg_bin_dirs: Vec<PathBuf>,
 }
 
 /// Everything shared by all clients of one bridge process.
@@ -36,6 +38,7 @@ pub struct Bridge {
     pub jobs: Arc<JobManager>,
     /// Holds `bridge.db`, `backups/`, `logs/` and the secret file.
     pub data_dir: PathBuf,
+    pub pg_bin_dirs: Vec<PathBuf>,
     next_client_id: AtomicU64,
 }
 
@@ -68,6 +71,7 @@ impl Bridge {
             sessions: Arc::new(SessionManager::new(shutdown.clone())),
             jobs: Arc::new(JobManager::new(shutdown.clone())),
             data_dir: config.data_dir.clone(),
+            pg_bin_dirs: config.pg_bin_dirs.clone(),
             started: Instant::now(),
             shutdown,
             process: ProcessSampler::new(),

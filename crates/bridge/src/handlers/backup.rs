@@ -36,6 +36,7 @@ async fn start(ctx: RequestCtx, params: BackupStartParams) -> Result<BackupStart
         connection_id,
         destination: params.destination,
         overwrite: params.options.and_then(|o| o.overwrite).unwrap_or(false),
+        pg_bin_dirs: ctx.bridge.pg_bin_dirs.clone(),
     };
     let bridge = &ctx.bridge;
     let backup_id = backup::start(

@@ -27,6 +27,8 @@ pub struct BackupRequest {
     pub connection_id: Option<String>,
     pub destination: Option<String>,
     pub overwrite: bool,
+    /// `--pg-bin-dir`.
+    pub pg_bin_dirs: Vec<PathBuf>,
 }
 
 /// Checks the request, records the backup as running, and starts its job;
@@ -38,11 +40,28 @@ pub async fn start(
     client: Client,
     request: BackupRequest,
 ) -> Result<String, RpcError> {
-    let ConnectionSpec::Sqlite(sqlite) = &request.spec else {
-        return Err(RpcError::new(
-            ErrorCode::NotSupported,
-            "backups of Postgres and MySQL/MariaDB are not built yet (SQLite backups are)",
-        ));
+    let sqlite = match &request.spec {
+        ConnectionSpec::Sqlite(sqlite) => sqlite,
+        ConnectionSpec::Postgres(server) => {
+            return super::pg_backup::start(
+                jobs,
+                catalog,
+                data_dir,
+                &request.pg_bin_dirs,
+                client,
+                server,
+                request.connection_id.clone(),
+                request.destination.clone(),
+                request.overwrite,
+            )
+            .await;
+        }
+        ConnectionSpec::Mysql(_) => {
+            return Err(RpcError::new(
+                ErrorCode::NotSupported,
+                "backups of MySQL/MariaDB are not built yet (SQLite and Postgres backups are)",
+            ));
+        }
     };
     let source = PathBuf::from(&sqlite.path);
     if !source.is_file() {
@@ -61,34 +80,10 @@ pub async fn start(
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "sqlite".into());
-            let stamp = started
-                .format(time::macros::format_description!(
-                    "[year][month][day]T[hour][minute][second]Z"
-                ))
-                .unwrap_or_default();
-            data_dir
-                .join("backups")
-                .join(format!("{stem}-{stamp}-{}.sqlite", &id[2..10]))
+            default_destination(data_dir, &stem, &id, "sqlite")
         }
     };
-    if dest.exists() && !request.overwrite {
-        return Err(RpcError::new(
-            ErrorCode::InvalidParams,
-            format!(
-                "{} exists; set options.overwrite to replace it",
-                dest.display()
-            ),
-        )
-        .with_details(serde_json::json!({"field": "destination"})));
-    }
-    if let Some(dir) = dest.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            RpcError::new(
-                ErrorCode::BackupFailed,
-                format!("cannot create {}: {e}", dir.display()),
-            )
-        })?;
-    }
+    check_destination(&dest, request.overwrite)?;
     let summary = serde_json::json!({"kind": "sqlite", "path": sqlite.path});
     catalog
         .insert_backup(BackupRow {
@@ -176,68 +171,29 @@ impl SqliteBackup {
                 ))),
             )),
         };
-        let (status, size, sha256, error) = match outcome {
-            Ok((size, sha256)) => (JobStatus::Completed, size, Some(sha256), None),
-            Err((status, error)) => {
-                let _ = std::fs::remove_file(&part);
-                (status, 0, None, error)
-            }
-        };
-        let status_text = match status {
-            JobStatus::Completed => "completed",
-            JobStatus::Cancelled => "cancelled",
-            _ => "failed",
-        };
-        if let Err(e) = self
-            .catalog
-            .finish_backup(
-                &self.id,
-                status_text,
-                size,
-                sha256.clone(),
-                error.as_ref().map(|e| e.message.clone()),
-            )
-            .await
-        {
-            tracing::error!(error = %e.message, backup = %self.id, "recording a backup's end failed");
+        if outcome.is_err() {
+            let _ = std::fs::remove_file(&part);
         }
-        tracing::info!(backup = %self.id, status = status_text, size, "backup finished");
-        self.client
-            .notify::<BackupDone>(&BackupDoneEvent {
-                backup_id: self.id.clone(),
-                status,
-                path: self.dest.to_string_lossy().into_owned(),
-                size_bytes: size,
-                sha256,
-                duration_ms: started.elapsed().as_millis() as u64,
-                error,
-            })
-            .await;
+        record_end(
+            &self.catalog,
+            &self.client,
+            &self.id,
+            &self.dest,
+            outcome,
+            started,
+        )
+        .await;
     }
 
-    /// Checksums the finished copy and renames it into place.
-    async fn finalize(
-        &self,
-        part: &Path,
-        throttle: &mut Throttle,
-    ) -> Result<(u64, String), (JobStatus, Option<RpcError>)> {
+    async fn finalize(&self, part: &Path, throttle: &mut Throttle) -> Outcome {
         let size = std::fs::metadata(part).map_or(0, |m| m.len());
         self.progress(throttle, "finalizing", Some(99.9), size)
             .await;
-        let failed = |what: String| {
-            (
-                JobStatus::Failed,
-                Some(RpcError::new(ErrorCode::BackupFailed, what)),
-            )
-        };
-        let sha256 = super::sha256_file(part.to_path_buf())
-            .await
-            .map_err(|e| failed(format!("reading the copy back failed: {e}")))?;
-        std::fs::rename(part, &self.dest)
-            .map_err(|e| failed(format!("could not move the copy into place: {e}")))?;
+        let done = finalize(part, &self.dest).await?;
         let percent = throttle.done();
-        self.send_progress("finalizing", Some(percent), size).await;
-        Ok((size, sha256))
+        self.send_progress("finalizing", Some(percent), done.0)
+            .await;
+        Ok(done)
     }
 
     async fn progress(
@@ -263,4 +219,103 @@ impl SqliteBackup {
             })
             .await;
     }
+}
+
+/// How a backup ended: its size and checksum, or a status and an error.
+pub(super) type Outcome = Result<(u64, String), (JobStatus, Option<RpcError>)>;
+
+/// Checksums a finished copy and renames it into place.
+pub(super) async fn finalize(part: &Path, dest: &Path) -> Outcome {
+    let failed = |what: String| {
+        (
+            JobStatus::Failed,
+            Some(RpcError::new(ErrorCode::BackupFailed, what)),
+        )
+    };
+    let size = std::fs::metadata(part).map_or(0, |m| m.len());
+    let sha256 = super::sha256_file(part.to_path_buf())
+        .await
+        .map_err(|e| failed(format!("reading the copy back failed: {e}")))?;
+    std::fs::rename(part, dest)
+        .map_err(|e| failed(format!("could not move the copy into place: {e}")))?;
+    Ok((size, sha256))
+}
+
+/// Records how a backup ended in the catalog and sends its one `backup.done`.
+pub(super) async fn record_end(
+    catalog: &Catalog,
+    client: &Client,
+    id: &str,
+    dest: &Path,
+    outcome: Outcome,
+    started: Instant,
+) {
+    let (status, size, sha256, error) = match outcome {
+        Ok((size, sha256)) => (JobStatus::Completed, size, Some(sha256), None),
+        Err((status, error)) => (status, 0, None, error),
+    };
+    let status_text = match status {
+        JobStatus::Completed => "completed",
+        JobStatus::Cancelled => "cancelled",
+        _ => "failed",
+    };
+    let message = error.as_ref().map(|e| e.message.clone());
+    if let Err(e) = catalog
+        .finish_backup(id, status_text, size, sha256.clone(), message)
+        .await
+    {
+        tracing::error!(error = %e.message, backup = %id, "recording a backup's end failed");
+    }
+    tracing::info!(backup = %id, status = status_text, size, "backup finished");
+    client
+        .notify::<BackupDone>(&BackupDoneEvent {
+            backup_id: id.to_string(),
+            status,
+            path: dest.to_string_lossy().into_owned(),
+            size_bytes: size,
+            sha256,
+            duration_ms: started.elapsed().as_millis() as u64,
+            error,
+        })
+        .await;
+}
+
+/// A destination under `<data-dir>/backups/` named after the source.
+pub(super) fn default_destination(
+    data_dir: &Path,
+    stem: &str,
+    id: &str,
+    extension: &str,
+) -> PathBuf {
+    let stamp = time::OffsetDateTime::now_utc()
+        .format(time::macros::format_description!(
+            "[year][month][day]T[hour][minute][second]Z"
+        ))
+        .unwrap_or_default();
+    data_dir
+        .join("backups")
+        .join(format!("{stem}-{stamp}-{}.{extension}", &id[2..10]))
+}
+
+/// Refuses an existing destination unless asked to overwrite, and makes its folder.
+pub(super) fn check_destination(dest: &Path, overwrite: bool) -> Result<(), RpcError> {
+    if dest.exists() && !overwrite {
+        return Err(RpcError::new(
+            ErrorCode::InvalidParams,
+            format!(
+                "{} exists; set options.overwrite to replace it",
+                dest.display()
+            ),
+        )
+        .with_details(serde_json::json!({"field": "destination"})));
+    }
+    if let Some(dir) = dest.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            RpcError::new(
+                ErrorCode::BackupFailed,
+                format!("cannot create {}: {e}", dir.display()),
+            )
+        })?;
+    }
+    Ok(())
 }

@@ -5,6 +5,7 @@
 //! the count `health.ping` reports. What a job does lives in its own file.
 
 pub mod backup;
+pub mod pg_backup;
 mod progress;
 pub mod restore;
 

@@ -6,6 +6,7 @@
 //! ([`metadata`]).
 
 mod copy;
+pub mod dump;
 mod metadata;
 mod params;
 mod run;
@@ -230,7 +231,7 @@ async fn drive<S, T>(
     let _ = closed.send(true);
 }
 
-fn config(params: &ServerConnection) -> Result<Config, DbError> {
+pub(crate) fn config(params: &ServerConnection) -> Result<Config, DbError> {
     let mut config = match &params.url {
         Some(url) => url.parse::<Config>().map_err(|e| {
             DbError::invalid_input(format!("url is not a valid postgres:// URL: {e}"))

@@ -1,0 +1,261 @@
+//! Postgres backups through `pg_dump`, as jobs: progress from its verbose
+//! output, the password kept out of its arguments and environment, cancel,
+//! and a dump that `psql` loads into a fresh database equal to the source.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::harness::Bridge;
+use crate::servers::{Postgres, postgres};
+
+const FIXTURE: &str = "
+CREATE TABLE customer (id int PRIMARY KEY, name text NOT NULL);
+CREATE TABLE orders (id int PRIMARY KEY, customer_id int NOT NULL REFERENCES customer(id), total numeric(12,2), note text);
+CREATE TABLE audit (order_id int, at timestamptz DEFAULT now());
+CREATE FUNCTION log_order() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO audit (order_id) VALUES (NEW.id); RETURN NEW; END $$;
+CREATE TRIGGER orders_log AFTER INSERT ON orders FOR EACH ROW WHEN (NEW.id % 1000 = 0) EXECUTE FUNCTION log_order();
+CREATE FUNCTION gross(n numeric) RETURNS numeric LANGUAGE sql IMMUTABLE BEGIN ATOMIC SELECT n * 1.2; END;
+CREATE VIEW big_orders AS SELECT id, gross(total) FROM orders WHERE total > 100;
+INSERT INTO customer SELECT g, 'customer ' || g FROM generate_series(1, 100) g;
+INSERT INTO orders SELECT g, 1 + g % 100, g * 0.25, repeat('n', 40) FROM generate_series(1, 200000) g;
+";
+
+fn checksums(pg: &Postgres, db: &str) -> String {
+    let out = pg.psql(
+        db,
+        "SELECT string_agg(t || ' ' || c, ',' ORDER BY t) FROM (
+           SELECT 'customer' t, md5(string_agg(x::text, ',' ORDER BY x.id)) c FROM customer x UNION ALL
+           SELECT 'orders', md5(string_agg(x::text, ',' ORDER BY x.id)) FROM orders x UNION ALL
+           SELECT 'audit', count(*)::text FROM audit UNION ALL
+           SELECT 'view', md5(pg_get_viewdef('big_orders'::regclass)) UNION ALL
+           SELECT 'routines', md5(string_agg(pg_get_functiondef(p.oid), ',' ORDER BY proname)) FROM pg_proc p WHERE pronamespace = 'public'::regnamespace
+         ) s",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn until_done(b: &mut Bridge, id: &str) -> (Vec<Value>, Value) {
+    let mut events = Vec::new();
+    loop {
+        let ev = b.event_where(Duration::from_secs(120), |e| e["params"]["backupId"] == id);
+        match ev["method"].as_str().unwrap() {
+            "backup.progress" => events.push(ev["params"].clone()),
+            "backup.done" => return (events, ev["params"].clone()),
+            other => panic!("unexpected {other}"),
+        }
+    }
+}
+
+/// The command line and environment of every pg_dump the bridge runs now.
+fn pg_dumps_of(bridge_pid: u32) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let dir = entry.path();
+        let Ok(stat) = std::fs::read_to_string(dir.join("stat")) else {
+            continue;
+        };
+        let fields: Vec<&str> = stat.rsplit(") ").next().unwrap_or("").split(' ').collect();
+        if fields.get(1).and_then(|p| p.parse::<u32>().ok()) != Some(bridge_pid) {
+            continue;
+        }
+        let cmdline = std::fs::read(dir.join("cmdline")).unwrap_or_default();
+        let environ = std::fs::read(dir.join("environ")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains("pg_dump") {
+            found.push((
+                cmdline,
+                String::from_utf8_lossy(&environ).replace('\0', " "),
+            ));
+        }
+    }
+    found
+}
+
+#[test]
+fn a_postgres_backup_keeps_its_password_secret_and_loads_into_a_fresh_database() {
+    let Some(pg) = postgres() else { return };
+    let source = pg.create_database();
+    let out = pg.psql(&source, FIXTURE);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A role with a password of its own, so there is one to leak.
+    let secret = format!("pw-{}-not-in-argv", std::process::id());
+    let role = format!("dumper_{source}");
+    let out = pg.psql(
+        &source,
+        &format!("CREATE ROLE {role} LOGIN SUPERUSER PASSWORD '{secret}'"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut conn = pg.connection(&source);
+    conn["user"] = json!(role);
+    conn["password"] = json!(secret);
+    // A lock held elsewhere keeps pg_dump waiting while its process is read.
+    let mut locker = Bridge::start();
+    let ls = locker.open_session(&pg.connection(&source));
+    locker.query(
+        &ls,
+        "BEGIN; LOCK TABLE orders IN ACCESS EXCLUSIVE MODE",
+        json!({}),
+    );
+
+    let mut b = Bridge::start();
+    let id = b.ok("backup.start", json!({"connection": conn}))["backupId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut seen = Vec::new();
+    for _ in 0..100 {
+        seen = pg_dumps_of(b.pid());
+        if !seen.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!seen.is_empty(), "no pg_dump child found");
+    for (cmdline, environ) in &seen {
+        assert!(!cmdline.contains(&secret), "password in argv: {cmdline}");
+        assert!(!environ.contains(&secret), "password in the environment");
+        assert!(!environ.contains("PGPASSWORD="), "PGPASSWORD set");
+        assert!(environ.contains("PGPASSFILE="));
+    }
+    let passfile = seen[0]
+        .1
+        .split(' ')
+        .find_map(|kv| kv.strip_prefix("PGPASSFILE="))
+        .unwrap()
+        .to_string();
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&passfile).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+    locker.query(&ls, "COMMIT", json!({}));
+
+    let (progress, done) = until_done(&mut b, &id);
+    assert_eq!(done["status"], "completed", "{done}");
+    assert!(
+        !Path::new(&passfile).exists(),
+        "the password file was left behind"
+    );
+    assert!(!Path::new(&passfile).parent().unwrap().exists());
+    let percents: Vec<f64> = progress
+        .iter()
+        .filter_map(|p| p["percent"].as_f64())
+        .collect();
+    assert!(percents.windows(2).all(|w| w[0] <= w[1]), "{percents:?}");
+    assert_eq!(percents.last(), Some(&100.0));
+    assert!(
+        progress
+            .iter()
+            .any(|p| p["currentObject"] == "public.orders"),
+        "{progress:?}"
+    );
+    let list = b.ok("backup.list", json!({}));
+    assert!(
+        list[0]["toolVersion"]
+            .as_str()
+            .unwrap()
+            .contains("PostgreSQL")
+    );
+    assert!(list[0]["serverVersion"].as_str().is_some());
+    // psql loads the plain dump into a fresh database: equal by checksums.
+    let file = done["path"].as_str().unwrap();
+    let text = std::fs::read_to_string(file).unwrap();
+    assert!(!text.contains(&secret));
+    let target = pg.create_database();
+    let out = std::process::Command::new("psql")
+        .args([
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "--single-transaction",
+            "-h",
+            &pg.host,
+            "-p",
+            &pg.port.to_string(),
+            "-U",
+            &pg.user,
+            "-d",
+            &target,
+            "-f",
+            file,
+        ])
+        .env("PGPASSWORD", &pg.password)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(checksums(&pg, &source), checksums(&pg, &target));
+}
+
+#[test]
+fn cancelling_a_postgres_backup_kills_pg_dump_and_leaves_no_file() {
+    let Some(pg) = postgres() else { return };
+    let source = pg.create_database();
+    let out = pg.psql(
+        &source,
+        "CREATE TABLE t AS SELECT g FROM generate_series(1, 1000) g",
+    );
+    assert!(out.status.success());
+    let mut locker = Bridge::start();
+    let ls = locker.open_session(&pg.connection(&source));
+    locker.query(
+        &ls,
+        "BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE",
+        json!({}),
+    );
+    let mut b = Bridge::start();
+    let id = b.ok(
+        "backup.start",
+        json!({"connection": pg.connection(&source)}),
+    )["backupId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // pg_dump waits on the lock; cancel it there.
+    for _ in 0..100 {
+        if !pg_dumps_of(b.pid()).is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(b.ok("health.ping", json!({}))["runningJobs"], 1);
+    assert_eq!(
+        b.ok("backup.cancel", json!({"backupId": id}))["cancelled"],
+        true
+    );
+    let (_, done) = until_done(&mut b, &id);
+    assert_eq!(done["status"], "cancelled", "{done}");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(pg_dumps_of(b.pid()).is_empty(), "pg_dump still runs");
+    assert!(!Path::new(done["path"].as_str().unwrap()).exists());
+    let parts = std::fs::read_dir(b.data_dir.join("backups"))
+        .unwrap()
+        .count();
+    assert_eq!(parts, 0);
+    assert_eq!(b.ok("backup.list", json!({}))[0]["status"], "cancelled");
+    locker.query(&ls, "COMMIT", json!({}));
+    // A tool folder with no pg_dump in it is looked in first, then the rest.
+    let e = b.err(
+        "backup.start",
+        json!({"connection": {"kind": "mysql", "host": "127.0.0.1", "port": 1, "user": "x"}}),
+    );
+    assert_eq!(e["code"], "NOT_SUPPORTED");
+}

@@ -121,9 +121,26 @@ async fn restore_backup(
     params: BackupRestoreParams,
 ) -> Result<BackupRestoreResult, RpcError> {
     let bridge = &ctx.bridge;
-    let target = match params.target {
-        Some(target) => Some(resolve(&bridge.catalog, &bridge.secrets, target).await?),
-        None => None,
+    // The default target is the source: a saved connection is resolved
+    // again (its password from the secret store); otherwise the catalog's
+    // summary, which holds no password, is used as it is.
+    let saved = match &params.target {
+        Some(_) => None,
+        None => bridge
+            .catalog
+            .backup(&params.backup_id)
+            .await?
+            .and_then(|row| row.connection_id),
+    };
+    let target = match (params.target, saved) {
+        (Some(target), _) => Some(resolve(&bridge.catalog, &bridge.secrets, target).await?),
+        (None, Some(connection_id)) => {
+            let saved =
+                serde_json::from_value(serde_json::json!({ "connectionId": connection_id }))
+                    .map_err(|e| RpcError::internal(e.to_string()))?;
+            Some(resolve(&bridge.catalog, &bridge.secrets, saved).await?)
+        }
+        (None, None) => None,
     };
     let restore_id = restore::start(
         &bridge.jobs,
@@ -132,6 +149,7 @@ async fn restore_backup(
         &params.backup_id,
         target,
         bridge.sessions.sqlite_paths(),
+        &bridge.pg_bin_dirs,
     )
     .await?;
     Ok(BackupRestoreResult { restore_id })

@@ -6,6 +6,7 @@
 
 pub mod backup;
 pub mod pg_backup;
+mod pg_restore;
 mod progress;
 pub mod restore;
 

@@ -33,6 +33,7 @@ pub async fn start(
     backup_id: &str,
     target: Option<ConnectionSpec>,
     open_paths: Vec<PathBuf>,
+    pg_bin_dirs: &[PathBuf],
 ) -> Result<String, RpcError> {
     let row = catalog
         .backup(backup_id)
@@ -50,12 +51,31 @@ pub async fn start(
             RpcError::internal(format!("backup {backup_id}'s source is unreadable: {e}"))
         })?,
     };
-    let ConnectionSpec::Sqlite(sqlite) = target else {
-        return Err(RpcError::new(
-            ErrorCode::InvalidParams,
-            format!("a {} backup restores into SQLite only", row.engine),
-        )
-        .with_details(serde_json::json!({"field": "target"})));
+    let sqlite = match (row.engine.as_str(), target) {
+        ("sqlite", ConnectionSpec::Sqlite(sqlite)) => sqlite,
+        ("postgres", ConnectionSpec::Postgres(server)) => {
+            let file = PathBuf::from(&row.path);
+            let tool_version = row.tool_version.clone().unwrap_or_default();
+            let sha256 = row.sha256.clone().unwrap_or_default();
+            return super::pg_restore::start(
+                jobs,
+                client,
+                backup_id,
+                file,
+                sha256,
+                &tool_version,
+                &server,
+                pg_bin_dirs,
+            )
+            .await;
+        }
+        (engine, _) => {
+            return Err(RpcError::new(
+                ErrorCode::InvalidParams,
+                format!("a {engine} backup restores into a {engine} database only"),
+            )
+            .with_details(serde_json::json!({"field": "target"})));
+        }
     };
     let target = PathBuf::from(&sqlite.path);
     let canonical = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());

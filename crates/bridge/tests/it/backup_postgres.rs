@@ -171,38 +171,64 @@ fn a_postgres_backup_keeps_its_password_secret_and_loads_into_a_fresh_database()
             .contains("PostgreSQL")
     );
     assert!(list[0]["serverVersion"].as_str().is_some());
-    // psql loads the plain dump into a fresh database: equal by checksums.
-    let file = done["path"].as_str().unwrap();
-    let text = std::fs::read_to_string(file).unwrap();
+    let text = std::fs::read_to_string(done["path"].as_str().unwrap()).unwrap();
     assert!(!text.contains(&secret));
+    // Restored through the bridge into a fresh database: equal by checksums.
     let target = pg.create_database();
-    let out = std::process::Command::new("psql")
-        .args([
-            "-X",
-            "-q",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "--single-transaction",
-            "-h",
-            &pg.host,
-            "-p",
-            &pg.port.to_string(),
-            "-U",
-            &pg.user,
-            "-d",
-            &target,
-            "-f",
-            file,
-        ])
-        .env("PGPASSWORD", &pg.password)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let restored = restore(&mut b, &id, json!({"target": pg.connection(&target)}));
+    assert_eq!(restored["status"], "completed", "{restored}");
     assert_eq!(checksums(&pg, &source), checksums(&pg, &target));
+    // A restore that fails midway (the objects exist already) leaves the
+    // target exactly as it was: one transaction.
+    let out = pg.psql(&target, "INSERT INTO customer VALUES (1000, 'added after')");
+    assert!(out.status.success());
+    let before = checksums(&pg, &target);
+    let failed = restore(&mut b, &id, json!({"target": pg.connection(&target)}));
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert_eq!(failed["error"]["code"], "RESTORE_FAILED");
+    assert!(
+        failed["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already exists"),
+        "{failed}"
+    );
+    assert_eq!(checksums(&pg, &target), before);
+    // A dump by a pg_dump newer than the target server is refused up front.
+    let catalog = rusqlite::Connection::open(b.data_dir.join("bridge.db")).unwrap();
+    catalog
+        .execute(
+            "UPDATE backups SET tool_version = 'pg_dump (PostgreSQL) 99.1' WHERE id = ?1",
+            [&id],
+        )
+        .unwrap();
+    let e = b.err(
+        "backup.restore",
+        json!({"backupId": id, "target": pg.connection(&target)}),
+    );
+    assert_eq!(e["code"], "TOOL_VERSION_MISMATCH", "{e}");
+    assert!(e["message"].as_str().unwrap().contains("99"), "{e}");
+    assert_eq!(checksums(&pg, &target), before);
+}
+
+fn restore(b: &mut Bridge, id: &str, extra: Value) -> Value {
+    let mut params = json!({"backupId": id});
+    params
+        .as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    let rid = b.ok("backup.restore", params)["restoreId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    loop {
+        let ev = b.event_where(Duration::from_secs(120), |e| {
+            e["params"]["restoreId"] == rid
+        });
+        if ev["method"] == "backup.restore.done" {
+            return ev["params"].clone();
+        }
+    }
 }
 
 #[test]

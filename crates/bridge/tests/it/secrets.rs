@@ -379,7 +379,7 @@ fn saved_connections_keep_passwords_in_the_store_and_open_sessions() {
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 1);
+    assert_eq!(version, 2);
 }
 
 #[test]

@@ -34,7 +34,10 @@ fn unknown_method_and_unsupported_method() {
         "METHOD_NOT_FOUND"
     );
     // A method of the contract whose issue has not landed answers NOT_SUPPORTED.
-    assert_eq!(b.err("backup.list", json!({}))["code"], "NOT_SUPPORTED");
+    assert_eq!(
+        b.err("export.cancel", json!({"exportId": "x_1"}))["code"],
+        "NOT_SUPPORTED"
+    );
 }
 
 #[test]

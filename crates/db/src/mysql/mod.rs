@@ -6,6 +6,7 @@
 //! with `KILL QUERY` from a short-lived second connection, which leaves the
 //! session's connection and transaction alive.
 
+pub mod dump;
 mod metadata;
 mod run;
 pub mod split;

@@ -2,8 +2,8 @@
 //! checksummed, renamed into place, recorded in the catalog, with progress
 //! events to the client that started it and exactly one `backup.done`.
 //! SQLite goes through its online backup API (`dbbridge_db::sqlite::backup`);
-//! Postgres and MySQL/MariaDB, whose backups are their own tools', are not
-//! built yet.
+//! Postgres (`pg_backup.rs`) and MySQL/MariaDB (`my_backup.rs`) through
+//! their own tools.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -56,11 +56,18 @@ pub async fn start(
             )
             .await;
         }
-        ConnectionSpec::Mysql(_) => {
-            return Err(RpcError::new(
-                ErrorCode::NotSupported,
-                "backups of MySQL/MariaDB are not built yet (SQLite and Postgres backups are)",
-            ));
+        ConnectionSpec::Mysql(server) => {
+            return super::my_backup::start_backup(
+                jobs,
+                catalog,
+                data_dir,
+                client,
+                server,
+                request.connection_id.clone(),
+                request.destination.clone(),
+                request.overwrite,
+            )
+            .await;
         }
     };
     let source = PathBuf::from(&sqlite.path);

@@ -5,6 +5,7 @@
 //! the count `health.ping` reports. What a job does lives in its own file.
 
 pub mod backup;
+mod my_backup;
 pub mod pg_backup;
 mod pg_restore;
 mod progress;

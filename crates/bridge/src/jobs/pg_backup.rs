@@ -144,14 +144,22 @@ struct PgBackup {
     client: Client,
 }
 
-/// A private folder holding a `0600` password file for one tool run; both
-/// go when it is dropped.
+/// A private folder holding one `0600` file with a tool's login (a
+/// `PGPASSFILE`, a MySQL option file) for one run; both go when it is dropped.
 pub struct PassFile {
     dir: tempfile::TempDir,
+    name: &'static str,
 }
 
 impl PassFile {
+    /// A `PGPASSFILE` giving `password` to the tool.
     pub fn new(password: Option<&str>) -> std::io::Result<PassFile> {
+        let line = password.map(dump::pgpass_line).unwrap_or_default();
+        PassFile::with("pgpass", &line)
+    }
+
+    /// A file named `name` holding `contents`.
+    pub fn with(name: &'static str, contents: &str) -> std::io::Result<PassFile> {
         let dir = tempfile::Builder::new()
             .prefix("dbbridge-tool-")
             .tempdir()?;
@@ -162,15 +170,13 @@ impl PassFile {
             use std::os::unix::fs::OpenOptionsExt;
             options.mode(0o600);
         }
-        let mut file = options.open(dir.path().join("pgpass"))?;
-        if let Some(password) = password {
-            file.write_all(dump::pgpass_line(password).as_bytes())?;
-        }
-        Ok(PassFile { dir })
+        let mut file = options.open(dir.path().join(name))?;
+        file.write_all(contents.as_bytes())?;
+        Ok(PassFile { dir, name })
     }
 
     pub fn path(&self) -> PathBuf {
-        self.dir.path().join("pgpass")
+        self.dir.path().join(self.name)
     }
 }
 

@@ -69,6 +69,17 @@ pub async fn start(
             )
             .await;
         }
+        ("mysql", ConnectionSpec::Mysql(server)) => {
+            return super::my_backup::start_restore(
+                jobs,
+                client,
+                backup_id,
+                PathBuf::from(&row.path),
+                row.sha256.clone().unwrap_or_default(),
+                &server,
+            )
+            .await;
+        }
         (engine, _) => {
             return Err(RpcError::new(
                 ErrorCode::InvalidParams,

@@ -1,6 +1,7 @@
 //! Integration tests: the real `dbbridge` binary over its real transports.
 #![allow(clippy::unwrap_used)]
 
+mod backup_mysql;
 mod backup_postgres;
 mod backup_sqlite;
 mod demo;

@@ -1,0 +1,178 @@
+//! MySQL/MariaDB backups through `mariadb-dump` and restores through the
+//! `mariadb` client, as jobs: the login only in an option file, a restore
+//! into a fresh database equal to the source, and the fresh database
+//! dropped again when a restore fails.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::harness::Bridge;
+use crate::servers::{Mysql, mysql};
+
+fn client_ok(my: &Mysql, db: &str, sql: &str) -> String {
+    let out = my.client(db, sql);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn checksums(my: &Mysql, db: &str) -> String {
+    client_ok(
+        my,
+        db,
+        "CHECKSUM TABLE customer, orders, audit EXTENDED; \
+         SELECT COUNT(*) FROM orders; \
+         SELECT routine_name FROM information_schema.routines WHERE routine_schema = DATABASE(); \
+         SELECT trigger_name FROM information_schema.triggers WHERE trigger_schema = DATABASE(); \
+         SELECT table_name FROM information_schema.views WHERE table_schema = DATABASE()",
+    )
+    .replace(db, "DB")
+}
+
+/// The command lines and environments of the bridge's child processes.
+fn children_of(pid: u32) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let dir = entry.path();
+        let Ok(stat) = std::fs::read_to_string(dir.join("stat")) else {
+            continue;
+        };
+        let fields: Vec<&str> = stat.rsplit(") ").next().unwrap_or("").split(' ').collect();
+        if fields.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(pid) {
+            let read = |f: &str| {
+                String::from_utf8_lossy(&std::fs::read(dir.join(f)).unwrap_or_default())
+                    .replace('\0', " ")
+            };
+            found.push((read("cmdline"), read("environ")));
+        }
+    }
+    found
+}
+
+fn wait_for(b: &mut Bridge, field: &str, id: &str, done: &str) -> (Vec<Value>, Value) {
+    let mut events = Vec::new();
+    loop {
+        let ev = b.event_where(Duration::from_secs(120), |e| e["params"][field] == id);
+        if ev["method"] == done {
+            return (events, ev["params"].clone());
+        }
+        events.push(ev["params"].clone());
+    }
+}
+
+#[test]
+fn a_mysql_backup_restores_into_a_fresh_database() {
+    let Some(my) = mysql() else { return };
+    let db = my.create_database();
+    client_ok(
+        &my,
+        &db,
+        "CREATE TABLE customer (id INT PRIMARY KEY, name VARCHAR(40) NOT NULL);
+         CREATE TABLE orders (id INT PRIMARY KEY, customer_id INT NOT NULL, total DECIMAL(12,2), note TEXT, FOREIGN KEY (customer_id) REFERENCES customer(id));
+         CREATE TABLE audit (order_id INT);
+         CREATE TRIGGER orders_audit AFTER INSERT ON orders FOR EACH ROW INSERT INTO audit VALUES (NEW.id);
+         CREATE VIEW big_orders AS SELECT id, total FROM orders WHERE total > 100;
+         CREATE PROCEDURE touch() SELECT 1;
+         INSERT INTO customer SELECT seq, CONCAT('customer é ', seq) FROM seq_1_to_100;
+         INSERT INTO orders SELECT seq, 1 + seq % 100, seq * 0.25, REPEAT('n', 40) FROM seq_1_to_200000;",
+    );
+    let user = format!("dumper_{db}");
+    let secret = format!("pw-{}-kept-out", std::process::id());
+    client_ok(
+        &my,
+        "",
+        &format!(
+            "CREATE USER '{user}'@'%' IDENTIFIED BY '{secret}'; GRANT ALL ON *.* TO '{user}'@'%'"
+        ),
+    );
+    let mut conn = my.connection(&db);
+    conn["user"] = json!(user);
+    conn["password"] = json!(secret);
+    let mut b = Bridge::start();
+    let id = b.ok("backup.start", json!({"connection": conn}))["backupId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // While the tool runs, its argv and environment hold no password.
+    let mut checked = 0;
+    for _ in 0..200 {
+        for (cmdline, environ) in children_of(b.pid()) {
+            if cmdline.contains("dump") {
+                assert!(!cmdline.contains(&secret) && !environ.contains(&secret));
+                assert!(cmdline.contains("--defaults-extra-file="));
+                checked += 1;
+            }
+        }
+        if checked > 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let (progress, done) = wait_for(&mut b, "backupId", &id, "backup.done");
+    assert_eq!(done["status"], "completed", "{done}");
+    assert!(checked > 0, "the dump tool was never seen running");
+    let percents: Vec<f64> = progress
+        .iter()
+        .filter_map(|p| p["percent"].as_f64())
+        .collect();
+    assert!(percents.windows(2).all(|w| w[0] <= w[1]), "{percents:?}");
+    assert_eq!(percents.last(), Some(&100.0));
+    let text = std::fs::read_to_string(done["path"].as_str().unwrap()).unwrap();
+    assert!(!text.contains(&secret) && text.contains("CREATE TABLE `orders`"));
+    assert!(
+        std::fs::read_dir(std::env::temp_dir())
+            .unwrap()
+            .flatten()
+            .all(|e| !std::fs::read_to_string(e.path().join("my.cnf"))
+                .unwrap_or_default()
+                .contains(&secret))
+    );
+
+    // Into a fresh database that the bridge creates.
+    let fresh = format!("{db}_restored");
+    let mut target = conn.clone();
+    target["database"] = json!(fresh);
+    let rid = b.ok("backup.restore", json!({"backupId": id, "target": target}))["restoreId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, rdone) = wait_for(&mut b, "restoreId", &rid, "backup.restore.done");
+    assert_eq!(rdone["status"], "completed", "{rdone}");
+    assert_eq!(checksums(&my, &db), checksums(&my, &fresh));
+    // An existing database is not restored over.
+    let e = b.err("backup.restore", json!({"backupId": id, "target": target}));
+    assert_eq!(e["code"], "RESTORE_FAILED", "{e}");
+    // A restore that fails drops the fresh database it created.
+    let file = done["path"].as_str().unwrap();
+    let mut bytes = std::fs::read(file).unwrap();
+    bytes.push(b'\n');
+    std::fs::write(file, &bytes).unwrap();
+    let mut other = conn.clone();
+    other["database"] = json!(format!("{db}_failed"));
+    let rid = b.ok("backup.restore", json!({"backupId": id, "target": other}))["restoreId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, rdone) = wait_for(&mut b, "restoreId", &rid, "backup.restore.done");
+    assert_eq!(rdone["status"], "failed", "{rdone}");
+    assert!(
+        rdone["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("checksum")
+    );
+    let left = client_ok(&my, "", &format!("SHOW DATABASES LIKE '{db}_failed'"));
+    assert!(
+        left.trim().is_empty(),
+        "the fresh database was left: {left}"
+    );
+    // Without a database named, the caller is told to name one.
+    let mut unnamed = conn.clone();
+    unnamed.as_object_mut().unwrap().remove("database");
+    let e = b.err("backup.restore", json!({"backupId": id, "target": unnamed}));
+    assert_eq!(e["code"], "INVALID_PARAMS", "{e}");
+}

@@ -67,6 +67,31 @@ pub struct BackupRow {
     pub error: Option<String>,
 }
 
+impl BackupRow {
+    /// A backup that starts now, as the catalog records it until it ends.
+    pub fn running(id: &str, engine: &str, database: &str, path: &std::path::Path) -> BackupRow {
+        BackupRow {
+            id: id.to_string(),
+            engine: engine.to_string(),
+            connection_id: None,
+            connection: String::new(),
+            database: database.to_string(),
+            path: path.to_string_lossy().into_owned(),
+            format: "plain".into(),
+            size_bytes: 0,
+            sha256: None,
+            status: "running".into(),
+            tool_version: None,
+            server_version: None,
+            started_at: time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+            finished_at: None,
+            error: None,
+        }
+    }
+}
+
 const BACKUP_COLUMNS: &str = "id, engine, connection_id, connection, database, path, format, size_bytes, sha256, status, tool_version, server_version, started_at, finished_at, error";
 
 fn backup_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<BackupRow> {

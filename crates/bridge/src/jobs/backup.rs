@@ -10,14 +10,15 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use dbbridge_db::sqlite::backup::{self as sqlite_backup, CopyError, Progress};
-use dbbridge_protocol::backup::{BackupDoneEvent, BackupProgressEvent, JobStatus};
-use dbbridge_protocol::connection::ConnectionSpec;
-use dbbridge_protocol::events::{BackupDone, BackupProgress};
+use dbbridge_protocol::backup::{BackupDoneEvent, JobStatus};
+use dbbridge_protocol::connection::{ConnectionSpec, ServerConnection};
+use dbbridge_protocol::events::BackupDone;
 use dbbridge_protocol::{ErrorCode, RpcError};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::{JobManager, Throttle};
+use super::JobManager;
+use super::tool::Reporter;
 use crate::catalog::{BackupRow, Catalog};
 use crate::client::Client;
 
@@ -79,7 +80,6 @@ pub async fn start(
         .with_details(serde_json::json!({"field": "connection.path"})));
     }
     let id = crate::ids::new_id("b");
-    let started = time::OffsetDateTime::now_utc();
     let dest = match &request.destination {
         Some(path) => PathBuf::from(path),
         None => {
@@ -94,23 +94,11 @@ pub async fn start(
     let summary = serde_json::json!({"kind": "sqlite", "path": sqlite.path});
     catalog
         .insert_backup(BackupRow {
-            id: id.clone(),
-            engine: "sqlite".into(),
             connection_id: request.connection_id.clone(),
             connection: summary.to_string(),
-            database: "main".into(),
-            path: dest.to_string_lossy().into_owned(),
             format: "sqlite".into(),
-            size_bytes: 0,
-            sha256: None,
-            status: "running".into(),
             tool_version: Some(format!("SQLite {}", rusqlite::version())),
-            server_version: None,
-            started_at: started
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default(),
-            finished_at: None,
-            error: None,
+            ..BackupRow::running(&id, "sqlite", "main", &dest)
         })
         .await?;
     let job = SqliteBackup {
@@ -136,9 +124,8 @@ impl SqliteBackup {
     async fn run(self, cancel: CancellationToken) {
         let started = Instant::now();
         let part = sqlite_backup::sibling(&self.dest, ".part");
-        let mut throttle = Throttle::default();
-        self.progress(&mut throttle, "preparing", Some(0.0), 0)
-            .await;
+        let mut reporter = Reporter::backup(&self.id, &self.client);
+        reporter.progress("preparing", Some(0.0), 0, None).await;
         let (tx, mut rx) = watch::channel(None::<Progress>);
         let copy = {
             let (source, part, cancel) = (self.source.clone(), part.clone(), cancel.clone());
@@ -159,13 +146,13 @@ impl SqliteBackup {
                     if let Some(p) = p {
                         let percent = 100.0 * p.pages_done as f64 / p.pages_total.max(1) as f64;
                         let bytes = std::fs::metadata(&part).map_or(0, |m| m.len());
-                        self.progress(&mut throttle, "dumping", Some(percent), bytes).await;
+                        reporter.progress("dumping", Some(percent), bytes, None).await;
                     }
                 }
             }
         };
         let outcome = match copied {
-            Ok(Ok(())) => self.finalize(&part, &mut throttle).await,
+            Ok(Ok(())) => finish_copy(&part, &self.dest, &mut reporter).await,
             Ok(Err(CopyError::Cancelled)) => Err((JobStatus::Cancelled, None)),
             Ok(Err(CopyError::Failed(error))) => Err((
                 JobStatus::Failed,
@@ -178,54 +165,44 @@ impl SqliteBackup {
                 ))),
             )),
         };
-        if outcome.is_err() {
-            let _ = std::fs::remove_file(&part);
-        }
-        record_end(
+        end(
             &self.catalog,
             &self.client,
             &self.id,
             &self.dest,
+            &part,
             outcome,
             started,
         )
         .await;
     }
+}
 
-    async fn finalize(&self, part: &Path, throttle: &mut Throttle) -> Outcome {
-        let size = std::fs::metadata(part).map_or(0, |m| m.len());
-        self.progress(throttle, "finalizing", Some(99.9), size)
-            .await;
-        let done = finalize(part, &self.dest).await?;
-        let percent = throttle.done();
-        self.send_progress("finalizing", Some(percent), done.0)
-            .await;
-        Ok(done)
-    }
+/// The end of a finished copy: checksummed, renamed into place, reported.
+pub(super) async fn finish_copy(part: &Path, dest: &Path, reporter: &mut Reporter) -> Outcome {
+    let size = std::fs::metadata(part).map_or(0, |m| m.len());
+    reporter
+        .progress("finalizing", Some(99.9), size, None)
+        .await;
+    let done = finalize(part, dest).await?;
+    reporter.finished(done.0).await;
+    Ok(done)
+}
 
-    async fn progress(
-        &self,
-        throttle: &mut Throttle,
-        phase: &str,
-        percent: Option<f64>,
-        bytes: u64,
-    ) {
-        if let Some(percent) = throttle.due(phase, percent) {
-            self.send_progress(phase, percent, bytes).await;
-        }
+/// Removes what a failed backup left, records its end, sends `backup.done`.
+pub(super) async fn end(
+    catalog: &Catalog,
+    client: &Client,
+    id: &str,
+    dest: &Path,
+    part: &Path,
+    outcome: Outcome,
+    started: Instant,
+) {
+    if outcome.is_err() {
+        let _ = std::fs::remove_file(part);
     }
-
-    async fn send_progress(&self, phase: &str, percent: Option<f64>, bytes: u64) {
-        self.client
-            .notify::<BackupProgress>(&BackupProgressEvent {
-                backup_id: self.id.clone(),
-                phase: phase.to_string(),
-                percent,
-                bytes_written: bytes,
-                current_object: None,
-            })
-            .await;
-    }
+    record_end(catalog, client, id, dest, outcome, started).await;
 }
 
 /// How a backup ended: its size and checksum, or a status and an error.
@@ -325,4 +302,20 @@ pub(super) fn check_destination(dest: &Path, overwrite: bool) -> Result<(), RpcE
         })?;
     }
     Ok(())
+}
+
+/// A server connection as the catalog keeps it: without its password, in a
+/// field or in a URL.
+pub(super) fn summary(server: &ServerConnection, kind: &str) -> String {
+    let mut clean = server.clone();
+    clean.password = None;
+    if let Some(url) = &clean.url
+        && let Ok(mut parsed) = url::Url::parse(url)
+    {
+        let _ = parsed.set_password(None);
+        clean.url = Some(parsed.to_string());
+    }
+    let mut value = serde_json::to_value(&clean).unwrap_or_default();
+    value["kind"] = serde_json::json!(kind);
+    value.to_string()
 }

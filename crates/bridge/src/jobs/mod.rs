@@ -10,6 +10,7 @@ pub mod pg_backup;
 mod pg_restore;
 mod progress;
 pub mod restore;
+mod tool;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -9,24 +9,22 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use dbbridge_db::Connection;
 use dbbridge_db::mysql::MyConnection;
 use dbbridge_db::mysql::dump::{self, DumpPlan, Login};
 use dbbridge_db::tools::{self, Tool, ToolError};
-use dbbridge_protocol::backup::{
-    BackupProgressEvent, JobStatus, RestoreDoneEvent, RestoreProgressEvent,
-};
+use dbbridge_protocol::backup::JobStatus;
 use dbbridge_protocol::connection::{ConnectionSpec, ServerConnection};
-use dbbridge_protocol::events::{BackupProgress, RestoreDone, RestoreProgress};
 use dbbridge_protocol::{ErrorCode, RpcError};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
-use super::backup::{check_destination, default_destination, finalize, record_end};
-use super::pg_backup::{PassFile, kill_group, tool_command, tool_error};
-use super::{JobManager, Throttle};
+use super::JobManager;
+use super::backup::{check_destination, default_destination, end, finish_copy, summary};
+use super::pg_backup::tool_error;
+use super::restore::report_end;
+use super::tool::{self, PassFile, Reporter};
 use crate::catalog::{BackupRow, Catalog};
 use crate::client::Client;
 
@@ -53,21 +51,7 @@ fn option_file(login: &Login) -> std::io::Result<PassFile> {
         &login.user,
         login.password.as_deref(),
     );
-    PassFile::with("my.cnf", &text)
-}
-
-fn summary(server: &ServerConnection) -> String {
-    let mut clean = server.clone();
-    clean.password = None;
-    if let Some(url) = &clean.url
-        && let Ok(mut parsed) = url::Url::parse(url)
-    {
-        let _ = parsed.set_password(None);
-        clean.url = Some(parsed.to_string());
-    }
-    let mut value = serde_json::to_value(&clean).unwrap_or_default();
-    value["kind"] = serde_json::json!("mysql");
-    value.to_string()
+    PassFile::new("my.cnf", &text)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -105,23 +89,11 @@ pub async fn start_backup(
     check_destination(&dest, overwrite)?;
     catalog
         .insert_backup(BackupRow {
-            id: id.clone(),
-            engine: "mysql".into(),
             connection_id,
-            connection: summary(server),
-            database: plan.database.clone(),
-            path: dest.to_string_lossy().into_owned(),
-            format: "plain".into(),
-            size_bytes: 0,
-            sha256: None,
-            status: "running".into(),
+            connection: summary(server, "mysql"),
             tool_version: Some(tool.version.clone()),
             server_version: Some(plan.server_version.clone()),
-            started_at: time::OffsetDateTime::now_utc()
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default(),
-            finished_at: None,
-            error: None,
+            ..BackupRow::running(&id, "mysql", &plan.database, &dest)
         })
         .await?;
     let job = MyBackup {
@@ -152,32 +124,18 @@ impl MyBackup {
         let started = Instant::now();
         let part = dbbridge_db::sqlite::backup::sibling(&self.dest, ".part");
         let _ = std::fs::remove_file(&part);
-        let mut throttle = Throttle::default();
-        self.progress(&mut throttle, "preparing", Some(0.0), 0, None)
-            .await;
-        let outcome = match self.dump(&part, &cancel, &mut throttle).await {
-            Ok(()) => {
-                let size = std::fs::metadata(&part).map_or(0, |m| m.len());
-                self.progress(&mut throttle, "finalizing", Some(99.9), size, None)
-                    .await;
-                let done = finalize(&part, &self.dest).await;
-                if let Ok((size, _)) = &done {
-                    let percent = throttle.done();
-                    self.send_progress("finalizing", Some(percent), *size, None)
-                        .await;
-                }
-                done
-            }
+        let mut reporter = Reporter::backup(&self.id, &self.client);
+        reporter.progress("preparing", Some(0.0), 0, None).await;
+        let outcome = match self.dump(&part, &cancel, &mut reporter).await {
+            Ok(()) => finish_copy(&part, &self.dest, &mut reporter).await,
             Err(failed) => Err(failed),
         };
-        if outcome.is_err() {
-            let _ = std::fs::remove_file(&part);
-        }
-        record_end(
+        end(
             &self.catalog,
             &self.client,
             &self.id,
             &self.dest,
+            &part,
             outcome,
             started,
         )
@@ -188,115 +146,34 @@ impl MyBackup {
         &self,
         part: &Path,
         cancel: &CancellationToken,
-        throttle: &mut Throttle,
+        reporter: &mut Reporter,
     ) -> Result<(), (JobStatus, Option<RpcError>)> {
-        let failed = |what: String| {
+        let options = option_file(&self.login).map_err(|e| {
             (
                 JobStatus::Failed,
-                Some(RpcError::new(ErrorCode::BackupFailed, what)),
+                Some(RpcError::new(
+                    ErrorCode::BackupFailed,
+                    format!("could not write the option file: {e}"),
+                )),
             )
-        };
-        let options = option_file(&self.login)
-            .map_err(|e| failed(format!("could not write the option file: {e}")))?;
+        })?;
         if let Some(password) = &self.login.password {
             crate::redact::remember(password);
         }
         let command =
             dump::dump_command(&self.tool.path, &options.path(), &self.plan.database, part);
-        let mut child = tool_command(command, &options)
-            .env_remove("MYSQL_PWD")
-            .spawn()
-            .map_err(|e| failed(format!("could not start {}: {e}", self.tool.path.display())))?;
-        let mut lines = child
-            .stderr
-            .take()
-            .map(|s| tokio::io::BufReader::new(s).lines());
-        let mut tail: std::collections::VecDeque<String> = Default::default();
-        let total: u64 = self.plan.tables.iter().map(|t| t.1).sum::<u64>().max(1);
-        let (mut done_bytes, mut current): (u64, Option<String>) = (0, None);
-        let mut tick = tokio::time::interval(Duration::from_millis(200));
-        let status = loop {
-            tokio::select! {
-                _ = cancel.cancelled() => {
-                    kill_group(&mut child);
-                    let _ = child.wait().await;
-                    return Err((JobStatus::Cancelled, None));
-                }
-                line = async {
-                    match lines.as_mut() {
-                        Some(lines) => lines.next_line().await,
-                        None => std::future::pending().await,
-                    }
-                } => match line {
-                    Ok(Some(line)) => {
-                        if let Some(table) = dump::dumping_table(&line) {
-                            if let Some(previous) = &current {
-                                done_bytes += self.plan.tables.iter().find(|t| &t.0 == previous).map_or(0, |t| t.1);
-                            }
-                            current = Some(table.to_string());
-                        }
-                        if tail.len() == 12 {
-                            tail.pop_front();
-                        }
-                        tail.push_back(line);
-                    }
-                    _ => lines = None,
-                },
-                _ = tick.tick() => {}
-                status = child.wait(), if lines.is_none() => break status,
-            }
-            let percent = 100.0 * done_bytes as f64 / total as f64;
-            let bytes = std::fs::metadata(part).map_or(0, |m| m.len());
-            self.progress(throttle, "dumping", Some(percent), bytes, current.clone())
-                .await;
-        };
-        drop(options);
-        match status {
-            Ok(status) if status.success() => Ok(()),
-            Ok(status) => {
-                let said: Vec<String> = tail
-                    .iter()
-                    .map(|l| crate::redact::scrub(l).into_owned())
-                    .collect();
-                Err(failed(format!(
-                    "{} ended with {status}: {}",
-                    self.tool.path.display(),
-                    said.join("\n")
-                )))
-            }
-            Err(e) => Err(failed(format!("waiting for the dump tool failed: {e}"))),
-        }
-    }
-
-    async fn progress(
-        &self,
-        throttle: &mut Throttle,
-        phase: &str,
-        percent: Option<f64>,
-        bytes: u64,
-        current: Option<String>,
-    ) {
-        if let Some(percent) = throttle.due(phase, percent) {
-            self.send_progress(phase, percent, bytes, current).await;
-        }
-    }
-
-    async fn send_progress(
-        &self,
-        phase: &str,
-        percent: Option<f64>,
-        bytes: u64,
-        current: Option<String>,
-    ) {
-        self.client
-            .notify::<BackupProgress>(&BackupProgressEvent {
-                backup_id: self.id.clone(),
-                phase: phase.to_string(),
-                percent,
-                bytes_written: bytes,
-                current_object: current,
-            })
-            .await;
+        let command = tool::command(command, &options, None);
+        let name = self.tool.path.display().to_string();
+        tool::dump(
+            command,
+            &name,
+            part,
+            &self.plan.tables,
+            dump::dumping_table,
+            cancel,
+            reporter,
+        )
+        .await
     }
 }
 
@@ -383,140 +260,51 @@ struct MyRestore {
 impl MyRestore {
     async fn run(self, cancel: CancellationToken) {
         let started = Instant::now();
-        let mut throttle = Throttle::default();
-        let result = self.restore(&cancel, &mut throttle).await;
+        let mut reporter = Reporter::restore(&self.id, &self.backup_id, &self.client);
+        let result = self.restore(&cancel, &mut reporter).await;
         if result.is_err() {
             let name = self.database.replace('`', "``");
             if let Err(e) = run_admin(&self.admin, &format!("DROP DATABASE `{name}`")).await {
                 tracing::warn!(error = %e.message, "dropping the half-restored database failed");
             }
         }
-        let (status, error) = match result {
-            Ok(()) => {
-                let percent = throttle.done();
-                self.send_progress("finalizing", Some(percent)).await;
-                (JobStatus::Completed, None)
-            }
-            Err(None) => (JobStatus::Cancelled, None),
-            Err(Some(error)) => (JobStatus::Failed, Some(error)),
-        };
-        self.client
-            .notify::<RestoreDone>(&RestoreDoneEvent {
-                restore_id: self.id.clone(),
-                backup_id: self.backup_id.clone(),
-                status,
-                duration_ms: started.elapsed().as_millis() as u64,
-                error,
-            })
-            .await;
+        report_end(
+            &self.client,
+            &self.id,
+            &self.backup_id,
+            result,
+            started,
+            &mut reporter,
+        )
+        .await;
     }
 
     async fn restore(
         &self,
         cancel: &CancellationToken,
-        throttle: &mut Throttle,
+        reporter: &mut Reporter,
     ) -> Result<(), Option<RpcError>> {
-        let failed = |what: String| Some(RpcError::new(ErrorCode::RestoreFailed, what));
-        if let Some(p) = throttle.due("verifying", Some(0.0)) {
-            self.send_progress("verifying", p).await;
-        }
-        let actual = super::sha256_file(self.file.clone()).await.map_err(|e| {
-            failed(format!(
-                "cannot read the backup file {}: {e}",
-                self.file.display()
+        tool::verify(&self.file, &self.sha256, reporter).await?;
+        let options = option_file(&self.login).map_err(|e| {
+            Some(RpcError::new(
+                ErrorCode::RestoreFailed,
+                format!("could not write the option file: {e}"),
             ))
         })?;
-        if actual != self.sha256 {
-            return Err(failed(format!(
-                "the backup file {} does not match its checksum; nothing was restored",
-                self.file.display()
-            )));
-        }
-        let options = option_file(&self.login)
-            .map_err(|e| failed(format!("could not write the option file: {e}")))?;
         if let Some(password) = &self.login.password {
             crate::redact::remember(password);
         }
-        let mut command = tool_command(
-            dump::restore_command(&self.tool.path, &options.path(), &self.database),
-            &options,
-        );
-        command
-            .stdin(std::process::Stdio::piped())
-            .env_remove("MYSQL_PWD");
-        let mut child = command
-            .spawn()
-            .map_err(|e| failed(format!("could not start the client: {e}")))?;
-        let mut stdin = child.stdin.take();
-        let stderr = child.stderr.take();
-        let said = tokio::spawn(async move {
-            let mut tail = std::collections::VecDeque::new();
-            if let Some(stderr) = stderr {
-                let mut lines = tokio::io::BufReader::new(stderr).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    if tail.len() == 12 {
-                        tail.pop_front();
-                    }
-                    tail.push_back(line);
-                }
-            }
-            tail
-        });
-        let mut file = tokio::fs::File::open(&self.file)
-            .await
-            .map_err(|e| failed(format!("cannot open {}: {e}", self.file.display())))?;
-        let total = file.metadata().await.map_or(1, |m| m.len().max(1));
-        let (mut fed, mut buf) = (0u64, vec![0u8; 256 * 1024]);
-        loop {
-            if cancel.is_cancelled() {
-                kill_group(&mut child);
-                let _ = child.wait().await;
-                return Err(None);
-            }
-            let n = file
-                .read(&mut buf)
-                .await
-                .map_err(|e| failed(format!("reading the backup failed: {e}")))?;
-            let Some(pipe) = stdin.as_mut() else { break };
-            if n == 0 || pipe.write_all(&buf[..n]).await.is_err() {
-                break;
-            }
-            fed += n as u64;
-            if let Some(percent) =
-                throttle.due("restoring", Some(100.0 * fed as f64 / total as f64))
-            {
-                self.send_progress("restoring", percent).await;
-            }
-        }
-        drop(stdin);
-        let status = child.wait().await;
-        drop(options);
-        let tail = said.await.unwrap_or_default();
-        match status {
-            Ok(status) if status.success() => Ok(()),
-            Ok(status) => {
-                let lines: Vec<String> = tail
-                    .iter()
-                    .map(|l| crate::redact::scrub(l).into_owned())
-                    .collect();
-                Err(failed(format!(
-                    "the client ended with {status}; the fresh database was dropped: {}",
-                    lines.join("\n")
-                )))
-            }
-            Err(e) => Err(failed(format!("waiting for the client failed: {e}"))),
-        }
-    }
-
-    async fn send_progress(&self, phase: &str, percent: Option<f64>) {
-        self.client
-            .notify::<RestoreProgress>(&RestoreProgressEvent {
-                restore_id: self.id.clone(),
-                backup_id: self.backup_id.clone(),
-                phase: phase.to_string(),
-                percent,
-                current_object: None,
-            })
-            .await;
+        let command = dump::restore_command(&self.tool.path, &options.path(), &self.database);
+        let command = tool::command(command, &options, None);
+        let name = self.tool.path.display().to_string();
+        tool::feed(
+            command,
+            &name,
+            &self.file,
+            cancel,
+            reporter,
+            "the fresh database was dropped",
+        )
+        .await
     }
 }

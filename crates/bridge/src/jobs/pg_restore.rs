@@ -12,15 +12,14 @@ use std::time::Instant;
 use dbbridge_db::postgres::PgConnection;
 use dbbridge_db::postgres::dump::{self, Target};
 use dbbridge_db::tools::{self, Tool};
-use dbbridge_protocol::backup::{JobStatus, RestoreDoneEvent, RestoreProgressEvent};
 use dbbridge_protocol::connection::ServerConnection;
-use dbbridge_protocol::events::{RestoreDone, RestoreProgress};
 use dbbridge_protocol::{ErrorCode, RpcError};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
-use super::pg_backup::{PassFile, find_tool, kill_group, tool_command};
-use super::{JobManager, Throttle};
+use super::JobManager;
+use super::pg_backup::find_tool;
+use super::restore::report_end;
+use super::tool::{self, PassFile, Reporter};
 use crate::client::Client;
 
 #[allow(clippy::too_many_arguments)]
@@ -84,147 +83,54 @@ struct PgRestore {
 impl PgRestore {
     async fn run(self, cancel: CancellationToken) {
         let started = Instant::now();
-        let mut throttle = Throttle::default();
-        let (status, error) = match self.restore(&cancel, &mut throttle).await {
-            Ok(()) => {
-                let percent = throttle.done();
-                self.send_progress("finalizing", Some(percent)).await;
-                (JobStatus::Completed, None)
-            }
-            Err(None) => (JobStatus::Cancelled, None),
-            Err(Some(error)) => (JobStatus::Failed, Some(error)),
-        };
-        tracing::info!(restore = %self.id, backup = %self.backup_id, ?status, "restore finished");
-        self.client
-            .notify::<RestoreDone>(&RestoreDoneEvent {
-                restore_id: self.id.clone(),
-                backup_id: self.backup_id.clone(),
-                status,
-                duration_ms: started.elapsed().as_millis() as u64,
-                error,
-            })
-            .await;
+        let mut reporter = Reporter::restore(&self.id, &self.backup_id, &self.client);
+        let result = self.restore(&cancel, &mut reporter).await;
+        report_end(
+            &self.client,
+            &self.id,
+            &self.backup_id,
+            result,
+            started,
+            &mut reporter,
+        )
+        .await;
     }
 
     /// `Err(None)` when cancelled.
     async fn restore(
         &self,
         cancel: &CancellationToken,
-        throttle: &mut Throttle,
+        reporter: &mut Reporter,
     ) -> Result<(), Option<RpcError>> {
-        let failed = |what: String| Some(RpcError::new(ErrorCode::RestoreFailed, what));
-        if let Some(p) = throttle.due("verifying", Some(0.0)) {
-            self.send_progress("verifying", p).await;
-        }
-        let actual = super::sha256_file(self.file.clone()).await.map_err(|e| {
-            failed(format!(
-                "cannot read the backup file {}: {e}",
-                self.file.display()
+        tool::verify(&self.file, &self.sha256, reporter).await?;
+        let line = self
+            .target
+            .password
+            .as_deref()
+            .map(dump::pgpass_line)
+            .unwrap_or_default();
+        let pass = PassFile::new("pgpass", &line).map_err(|e| {
+            Some(RpcError::new(
+                ErrorCode::RestoreFailed,
+                format!("could not write the password file: {e}"),
             ))
         })?;
-        if actual != self.sha256 {
-            return Err(failed(format!(
-                "the backup file {} does not match its checksum; nothing was restored",
-                self.file.display()
-            )));
-        }
-        let pass = PassFile::new(self.target.password.as_deref())
-            .map_err(|e| failed(format!("could not write the password file: {e}")))?;
         if let Some(password) = &self.target.password {
             crate::redact::remember(password);
         }
-        let mut command = tool_command(dump::restore_command(&self.psql.path, &self.target), &pass);
-        command.stdin(std::process::Stdio::piped());
-        let mut child = command
-            .spawn()
-            .map_err(|e| failed(format!("could not start psql: {e}")))?;
-        let mut stdin = child.stdin.take();
-        let stderr = child.stderr.take();
-        // What psql says, kept for the error (its last lines).
-        let said = tokio::spawn(async move {
-            let mut tail = std::collections::VecDeque::new();
-            if let Some(stderr) = stderr {
-                let mut lines = tokio::io::BufReader::new(stderr).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    if tail.len() == 12 {
-                        tail.pop_front();
-                    }
-                    tail.push_back(line);
-                }
-            }
-            tail
-        });
-        let mut file = tokio::fs::File::open(&self.file)
-            .await
-            .map_err(|e| failed(format!("cannot open {}: {e}", self.file.display())))?;
-        let total = file.metadata().await.map_or(1, |m| m.len().max(1));
-        let mut fed = 0u64;
-        let mut buf = vec![0u8; 256 * 1024];
-        loop {
-            if cancel.is_cancelled() {
-                kill_group(&mut child);
-                let _ = child.wait().await;
-                return Err(None);
-            }
-            let n = file
-                .read(&mut buf)
-                .await
-                .map_err(|e| failed(format!("reading the backup failed: {e}")))?;
-            if n == 0 {
-                break;
-            }
-            let Some(pipe) = stdin.as_mut() else { break };
-            tokio::select! {
-                written = pipe.write_all(&buf[..n]) => {
-                    // psql stopped reading: it failed; its exit says why.
-                    if written.is_err() {
-                        break;
-                    }
-                }
-                _ = cancel.cancelled() => continue,
-            }
-            fed += n as u64;
-            let percent = 100.0 * fed as f64 / total as f64;
-            if let Some(percent) = throttle.due("restoring", Some(percent)) {
-                self.send_progress("restoring", percent).await;
-            }
-        }
-        drop(stdin);
-        let status = tokio::select! {
-            status = child.wait() => status,
-            _ = cancel.cancelled() => {
-                kill_group(&mut child);
-                let _ = child.wait().await;
-                return Err(None);
-            }
-        };
-        drop(pass);
-        let tail = said.await.unwrap_or_default();
-        match status {
-            Ok(status) if status.success() => Ok(()),
-            Ok(status) => {
-                let lines: Vec<String> = tail
-                    .iter()
-                    .map(|l| crate::redact::scrub(l).into_owned())
-                    .collect();
-                Err(failed(format!(
-                    "psql ended with {status}; the target is unchanged (one transaction): {}",
-                    lines.join("\n")
-                )))
-            }
-            Err(e) => Err(failed(format!("waiting for psql failed: {e}"))),
-        }
-    }
-
-    async fn send_progress(&self, phase: &str, percent: Option<f64>) {
-        self.client
-            .notify::<RestoreProgress>(&RestoreProgressEvent {
-                restore_id: self.id.clone(),
-                backup_id: self.backup_id.clone(),
-                phase: phase.to_string(),
-                percent,
-                current_object: None,
-            })
-            .await;
+        let command = tool::command(
+            dump::restore_command(&self.psql.path, &self.target),
+            &pass,
+            Some("PGPASSFILE"),
+        );
+        tool::feed(
+            command,
+            "psql",
+            &self.file,
+            cancel,
+            reporter,
+            "the target is unchanged (one transaction)",
+        )
+        .await
     }
 }

@@ -8,14 +8,15 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use dbbridge_db::sqlite::backup::{self as sqlite_backup, CopyError, Progress};
-use dbbridge_protocol::backup::{JobStatus, RestoreDoneEvent, RestoreProgressEvent};
+use dbbridge_protocol::backup::{JobStatus, RestoreDoneEvent};
 use dbbridge_protocol::connection::ConnectionSpec;
-use dbbridge_protocol::events::{RestoreDone, RestoreProgress};
+use dbbridge_protocol::events::RestoreDone;
 use dbbridge_protocol::{ErrorCode, RpcError};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::{JobManager, Throttle};
+use super::JobManager;
+use super::tool::{self, Reporter};
 use crate::catalog::Catalog;
 use crate::client::Client;
 
@@ -128,52 +129,27 @@ struct SqliteRestore {
 impl SqliteRestore {
     async fn run(self, cancel: CancellationToken) {
         let started = Instant::now();
-        let mut throttle = Throttle::default();
-        let result = self.restore(&cancel, &mut throttle).await;
-        let (status, error) = match result {
-            Ok(()) => {
-                let percent = throttle.done();
-                self.send_progress("finalizing", Some(percent)).await;
-                (JobStatus::Completed, None)
-            }
-            Err(None) => (JobStatus::Cancelled, None),
-            Err(Some(error)) => (JobStatus::Failed, Some(error)),
-        };
-        tracing::info!(restore = %self.id, backup = %self.backup_id, ?status, "restore finished");
-        self.client
-            .notify::<RestoreDone>(&RestoreDoneEvent {
-                restore_id: self.id.clone(),
-                backup_id: self.backup_id.clone(),
-                status,
-                duration_ms: started.elapsed().as_millis() as u64,
-                error,
-            })
-            .await;
+        let mut reporter = Reporter::restore(&self.id, &self.backup_id, &self.client);
+        let result = self.restore(&cancel, &mut reporter).await;
+        report_end(
+            &self.client,
+            &self.id,
+            &self.backup_id,
+            result,
+            started,
+            &mut reporter,
+        )
+        .await;
     }
 
     /// `Err(None)` when cancelled.
     async fn restore(
         &self,
         cancel: &CancellationToken,
-        throttle: &mut Throttle,
+        reporter: &mut Reporter,
     ) -> Result<(), Option<RpcError>> {
         let failed = |what: String| Some(RpcError::new(ErrorCode::RestoreFailed, what));
-        if let Some(p) = throttle.due("verifying", Some(0.0)) {
-            self.send_progress("verifying", p).await;
-        }
-        let actual = super::sha256_file(self.file.clone()).await.map_err(|e| {
-            failed(format!(
-                "cannot read the backup file {}: {e}",
-                self.file.display()
-            ))
-        })?;
-        if actual != self.sha256 {
-            return Err(failed(format!(
-                "the backup file {} does not match its checksum (sha256 {actual}, {} recorded); nothing was restored",
-                self.file.display(),
-                self.sha256
-            )));
-        }
+        tool::verify(&self.file, &self.sha256, reporter).await?;
         let (tx, mut rx) = watch::channel(None::<Progress>);
         let copy = {
             let (file, target, cancel) = (self.file.clone(), self.target.clone(), cancel.clone());
@@ -192,9 +168,7 @@ impl SqliteRestore {
                     let p = *rx.borrow_and_update();
                     if let Some(p) = p {
                         let percent = 100.0 * p.pages_done as f64 / p.pages_total.max(1) as f64;
-                        if let Some(percent) = throttle.due("restoring", Some(percent)) {
-                            self.send_progress("restoring", percent).await;
-                        }
+                        reporter.progress("restoring", Some(percent), 0, None).await;
                     }
                 }
             }
@@ -206,16 +180,34 @@ impl SqliteRestore {
             Err(join) => Err(failed(format!("the restore task failed: {join}"))),
         }
     }
+}
 
-    async fn send_progress(&self, phase: &str, percent: Option<f64>) {
-        self.client
-            .notify::<RestoreProgress>(&RestoreProgressEvent {
-                restore_id: self.id.clone(),
-                backup_id: self.backup_id.clone(),
-                phase: phase.to_string(),
-                percent,
-                current_object: None,
-            })
-            .await;
-    }
+/// Sends a restore's last progress and its one `backup.restore.done`;
+/// `Err(None)` is a cancel.
+pub(super) async fn report_end(
+    client: &Client,
+    id: &str,
+    backup_id: &str,
+    result: Result<(), Option<RpcError>>,
+    started: Instant,
+    reporter: &mut Reporter,
+) {
+    let (status, error) = match result {
+        Ok(()) => {
+            reporter.finished(0).await;
+            (JobStatus::Completed, None)
+        }
+        Err(None) => (JobStatus::Cancelled, None),
+        Err(Some(error)) => (JobStatus::Failed, Some(error)),
+    };
+    tracing::info!(restore = %id, backup = %backup_id, ?status, "restore finished");
+    client
+        .notify::<RestoreDone>(&RestoreDoneEvent {
+            restore_id: id.to_string(),
+            backup_id: backup_id.to_string(),
+            status,
+            duration_ms: started.elapsed().as_millis() as u64,
+            error,
+        })
+        .await;
 }

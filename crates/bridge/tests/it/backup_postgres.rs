@@ -278,10 +278,11 @@ fn cancelling_a_postgres_backup_kills_pg_dump_and_leaves_no_file() {
     assert_eq!(parts, 0);
     assert_eq!(b.ok("backup.list", json!({}))[0]["status"], "cancelled");
     locker.query(&ls, "COMMIT", json!({}));
-    // A tool folder with no pg_dump in it is looked in first, then the rest.
+    // An unreachable server fails the call before any job starts.
     let e = b.err(
         "backup.start",
         json!({"connection": {"kind": "mysql", "host": "127.0.0.1", "port": 1, "user": "x"}}),
     );
-    assert_eq!(e["code"], "NOT_SUPPORTED");
+    assert_eq!(e["code"], "CONNECTION_FAILED");
+    assert_eq!(b.ok("health.ping", json!({}))["runningJobs"], 0);
 }

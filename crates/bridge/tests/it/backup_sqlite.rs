@@ -427,10 +427,15 @@ fn restores_verify_the_checksum_and_refuse_an_open_target() {
     assert!(digest(&source).contains("orders: 5000 rows"));
     let e = b.err("backup.restore", json!({"backupId": "b_nope"}));
     assert_eq!(e["code"], "BACKUP_NOT_FOUND");
-    // Postgres and MySQL backups are not built yet: said plainly.
+    // A server that cannot be reached fails the call; no job, no entry.
+    let before = b.ok("backup.list", json!({})).as_array().unwrap().len();
     let e = b.err(
         "backup.start",
         json!({"connection": {"kind": "postgres", "host": "127.0.0.1", "port": 1, "user": "x", "database": "x"}}),
     );
-    assert_eq!(e["code"], "NOT_SUPPORTED", "{e}");
+    assert_eq!(e["code"], "CONNECTION_FAILED", "{e}");
+    assert_eq!(
+        b.ok("backup.list", json!({})).as_array().unwrap().len(),
+        before
+    );
 }

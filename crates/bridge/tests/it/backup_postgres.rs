@@ -286,3 +286,102 @@ fn cancelling_a_postgres_backup_kills_pg_dump_and_leaves_no_file() {
     assert_eq!(e["code"], "CONNECTION_FAILED");
     assert_eq!(b.ok("health.ping", json!({}))["runningJobs"], 0);
 }
+
+#[test]
+fn a_postgres_18_server_needs_pg_dump_18_and_its_dumps_do_not_go_into_15() {
+    let Some(cluster) = crate::servers::Cluster::private_18() else {
+        return;
+    };
+    let Some(pg15) = postgres() else { return };
+    let pg18 = &cluster.pg;
+    let db = pg18.create_database();
+    let out = pg18.psql(&db, "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 1000) g");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The connector itself on 18: a query, the metadata, a cancel.
+    let mut b = Bridge::start();
+    let s = b.open_session(&pg18.connection(&db));
+    let out = b.query(
+        &s,
+        "SELECT count(*), current_setting('server_version_num')::int / 10000 FROM t",
+        json!({}),
+    );
+    assert_eq!(out.rows(0), [json!(["1000", 18])]);
+    let table = b.ok(
+        "metadata.describeTable",
+        json!({"sessionId": s, "schema": "public", "table": "t"}),
+    );
+    assert_eq!(table["primaryKey"]["columns"], json!(["id"]));
+    let q = b.start_query(&s, "SELECT pg_sleep(30)", json!({}));
+    std::thread::sleep(Duration::from_millis(200));
+    b.ok("query.cancel", json!({"sessionId": s}));
+    assert_eq!(
+        b.wait_done(&q, Duration::from_secs(10))["status"],
+        "cancelled"
+    );
+
+    // Only this machine's Postgres 15 tools: refused before anything starts.
+    let e = b.err("backup.start", json!({"connection": pg18.connection(&db)}));
+    assert_eq!(e["code"], "TOOL_VERSION_MISMATCH", "{e}");
+    assert_eq!(e["details"]["neededMajor"], 18, "{e}");
+    let found: Vec<u64> = e["details"]["found"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["major"].as_u64().unwrap())
+        .collect();
+    assert!(found.contains(&15), "{e}");
+    assert!(
+        e["message"].as_str().unwrap().contains("18")
+            && e["message"].as_str().unwrap().contains("15"),
+        "{e}"
+    );
+    assert_eq!(b.ok("backup.list", json!({})).as_array().unwrap().len(), 0);
+
+    // With the 18 tools' folder given, the same backup completes.
+    let bin = crate::servers::pg18_bin_dir();
+    let mut b = Bridge::start_with(crate::harness::Options {
+        env: vec![("DBBRIDGE_PG_BIN_DIR".into(), bin.display().to_string())],
+        ..Default::default()
+    });
+    let id = b.ok("backup.start", json!({"connection": pg18.connection(&db)}))["backupId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, done) = until_done(&mut b, &id);
+    assert_eq!(done["status"], "completed", "{done}");
+    let info = b.ok("backup.list", json!({}));
+    assert!(
+        info[0]["toolVersion"].as_str().unwrap().contains("18."),
+        "{info}"
+    );
+    assert!(
+        info[0]["serverVersion"]
+            .as_str()
+            .unwrap()
+            .starts_with("18."),
+        "{info}"
+    );
+
+    // A dump of 18 into a 15 server is refused before any statement runs.
+    let target = pg15.create_database();
+    let e = b.err(
+        "backup.restore",
+        json!({"backupId": id, "target": pg15.connection(&target)}),
+    );
+    assert_eq!(e["code"], "TOOL_VERSION_MISMATCH", "{e}");
+    let out = pg15.psql(
+        &target,
+        "SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace",
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0");
+    // Into another 18 database it restores.
+    let again = pg18.create_database();
+    let restored = restore(&mut b, &id, json!({"target": pg18.connection(&again)}));
+    assert_eq!(restored["status"], "completed", "{restored}");
+    let out = pg18.psql(&again, "SELECT count(*) FROM t");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1000");
+}

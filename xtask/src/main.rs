@@ -3,6 +3,7 @@
 #![allow(clippy::print_stdout)]
 
 mod bench;
+mod bench_backup;
 mod bench_my;
 mod bench_pg;
 
@@ -17,7 +18,9 @@ fn main() -> Result<()> {
         ["codegen"] => codegen(false),
         ["codegen", "--check"] => codegen(true),
         ["bench", rest @ ..] => bench::run(&workspace_root(), rest),
-        _ => bail!("usage: cargo xtask codegen [--check] | cargo xtask bench sqlite [--rows N]"),
+        _ => bail!(
+            "usage: cargo xtask codegen [--check] | cargo xtask bench sqlite|postgres|mysql|backup"
+        ),
     }
 }
 

@@ -3,6 +3,8 @@
 
 export type BackupDoneEvent = { backupId: string, status: JobStatus, path: string, sizeBytes: number, sha256: string | null, durationMs: number, error?: RpcError, };
 
+export type BackupFormat = "plain" | "custom";
+
 export type BackupIdParams = { backupId: string, };
 
 export type BackupListParams = { connectionId?: string, };
@@ -11,6 +13,11 @@ export type BackupListParams = { connectionId?: string, };
  * How a backup is written.
  */
 export type BackupOptions = { 
+/**
+ * Postgres only: `plain` SQL (the default, restored with psql) or
+ * `custom`, pg_dump's compressed archive (restored with pg_restore).
+ */
+format?: BackupFormat, 
 /**
  * Replace an existing file at `destination` (refused otherwise).
  */

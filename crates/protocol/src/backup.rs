@@ -23,6 +23,11 @@ pub struct BackupStartParams {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BackupOptions {
+    /// Postgres only: `plain` SQL (the default, restored with psql) or
+    /// `custom`, pg_dump's compressed archive (restored with pg_restore).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub format: Option<BackupFormat>,
     /// Replace an existing file at `destination` (refused otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
@@ -74,6 +79,13 @@ pub struct BackupInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
     pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum BackupFormat {
+    Plain,
+    Custom,
 }
 
 fn yes() -> bool {

@@ -2,8 +2,8 @@
 //! `backup.restore`: thin over `jobs::backup` and `jobs::restore`.
 
 use dbbridge_protocol::backup::{
-    BackupIdParams, BackupInfo, BackupListParams, BackupRestoreParams, BackupRestoreResult,
-    BackupStartParams, BackupStartResult, JobStatus,
+    BackupFormat, BackupIdParams, BackupInfo, BackupListParams, BackupRestoreParams,
+    BackupRestoreResult, BackupStartParams, BackupStartResult, JobStatus,
 };
 use dbbridge_protocol::connection::{ConnectionParams, EngineKind};
 use dbbridge_protocol::methods::{
@@ -35,7 +35,12 @@ async fn start(ctx: RequestCtx, params: BackupStartParams) -> Result<BackupStart
         spec,
         connection_id,
         destination: params.destination,
-        overwrite: params.options.and_then(|o| o.overwrite).unwrap_or(false),
+        overwrite: params
+            .options
+            .as_ref()
+            .and_then(|o| o.overwrite)
+            .unwrap_or(false),
+        custom: params.options.as_ref().and_then(|o| o.format) == Some(BackupFormat::Custom),
         pg_bin_dirs: ctx.bridge.pg_bin_dirs.clone(),
     };
     let bridge = &ctx.bridge;

@@ -30,6 +30,8 @@ pub struct BackupRequest {
     pub overwrite: bool,
     /// `--pg-bin-dir`.
     pub pg_bin_dirs: Vec<PathBuf>,
+    /// Postgres's custom archive instead of plain SQL.
+    pub custom: bool,
 }
 
 /// Checks the request, records the backup as running, and starts its job;
@@ -41,6 +43,13 @@ pub async fn start(
     client: Client,
     request: BackupRequest,
 ) -> Result<String, RpcError> {
+    if request.custom && !matches!(request.spec, ConnectionSpec::Postgres(_)) {
+        return Err(RpcError::new(
+            ErrorCode::InvalidParams,
+            "options.format \"custom\" is Postgres's archive format; other engines' backups are plain",
+        )
+        .with_details(serde_json::json!({"field": "options.format"})));
+    }
     let sqlite = match &request.spec {
         ConnectionSpec::Sqlite(sqlite) => sqlite,
         ConnectionSpec::Postgres(server) => {
@@ -54,6 +63,7 @@ pub async fn start(
                 request.connection_id.clone(),
                 request.destination.clone(),
                 request.overwrite,
+                request.custom,
             )
             .await;
         }

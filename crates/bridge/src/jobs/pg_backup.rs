@@ -63,6 +63,7 @@ pub async fn start(
     connection_id: Option<String>,
     destination: Option<String>,
     overwrite: bool,
+    custom: bool,
 ) -> Result<String, RpcError> {
     let connection = PgConnection::open(server)
         .await
@@ -77,7 +78,12 @@ pub async fn start(
     let id = crate::ids::new_id("b");
     let dest = match destination {
         Some(path) => PathBuf::from(path),
-        None => default_destination(data_dir, &plan.database, &id, "sql"),
+        None => default_destination(
+            data_dir,
+            &plan.database,
+            &id,
+            if custom { "dump" } else { "sql" },
+        ),
     };
     check_destination(&dest, overwrite)?;
     catalog
@@ -86,10 +92,12 @@ pub async fn start(
             connection: summary(server, "postgres"),
             tool_version: Some(tool.version.clone()),
             server_version: Some(plan.server_version.clone()),
+            format: if custom { "custom" } else { "plain" }.into(),
             ..BackupRow::running(&id, "postgres", &plan.database, &dest)
         })
         .await?;
     let job = PgBackup {
+        custom,
         id: id.clone(),
         tool,
         target,
@@ -103,6 +111,7 @@ pub async fn start(
 }
 
 struct PgBackup {
+    custom: bool,
     id: String,
     tool: Tool,
     target: Target,
@@ -160,7 +169,7 @@ impl PgBackup {
             crate::redact::remember(password);
         }
         let command = tool::command(
-            dump::dump_command(&self.tool.path, &self.target, part, false),
+            dump::dump_command(&self.tool.path, &self.target, part, self.custom),
             &pass,
             Some("PGPASSFILE"),
         );

@@ -27,6 +27,7 @@ pub async fn start(
     jobs: &Arc<JobManager>,
     client: Client,
     backup_id: &str,
+    custom: bool,
     file: PathBuf,
     sha256: String,
     tool_version: &str,
@@ -54,10 +55,16 @@ pub async fn start(
             "serverVersion": server_version,
         })));
     }
-    let psql = find_tool("psql", bin_dirs, server_major)?;
+    // A custom archive goes through pg_restore, plain SQL through psql.
+    let psql = find_tool(
+        if custom { "pg_restore" } else { "psql" },
+        bin_dirs,
+        server_major,
+    )?;
     let target = dump::target(server, None).map_err(crate::errors::db_error)?;
     let id = crate::ids::new_id("r");
     let job = PgRestore {
+        custom,
         id: id.clone(),
         backup_id: backup_id.to_string(),
         file,
@@ -71,6 +78,7 @@ pub async fn start(
 }
 
 struct PgRestore {
+    custom: bool,
     id: String,
     backup_id: String,
     file: PathBuf,
@@ -118,14 +126,15 @@ impl PgRestore {
         if let Some(password) = &self.target.password {
             crate::redact::remember(password);
         }
-        let command = tool::command(
-            dump::restore_command(&self.psql.path, &self.target),
-            &pass,
-            Some("PGPASSFILE"),
-        );
+        let loader = if self.custom {
+            dump::pg_restore_command(&self.psql.path, &self.target)
+        } else {
+            dump::restore_command(&self.psql.path, &self.target)
+        };
+        let command = tool::command(loader, &pass, Some("PGPASSFILE"));
         tool::feed(
             command,
-            "psql",
+            if self.custom { "pg_restore" } else { "psql" },
             &self.file,
             cancel,
             reporter,

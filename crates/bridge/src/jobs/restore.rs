@@ -62,6 +62,7 @@ pub async fn start(
                 jobs,
                 client,
                 backup_id,
+                row.format == "custom",
                 file,
                 sha256,
                 &tool_version,

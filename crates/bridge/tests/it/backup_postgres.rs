@@ -194,6 +194,26 @@ fn a_postgres_backup_keeps_its_password_secret_and_loads_into_a_fresh_database()
         "{failed}"
     );
     assert_eq!(checksums(&pg, &target), before);
+    // pg_dump's custom archive, restored through pg_restore: equal too.
+    let custom = b.ok(
+        "backup.start",
+        json!({"connection": conn, "options": {"format": "custom"}}),
+    )["backupId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, cdone) = until_done(&mut b, &custom);
+    assert_eq!(cdone["status"], "completed", "{cdone}");
+    let archive = std::fs::read(cdone["path"].as_str().unwrap()).unwrap();
+    assert!(archive.starts_with(b"PGDMP"), "not a custom archive");
+    let from_archive = pg.create_database();
+    let restored = restore(
+        &mut b,
+        &custom,
+        json!({"target": pg.connection(&from_archive)}),
+    );
+    assert_eq!(restored["status"], "completed", "{restored}");
+    assert_eq!(checksums(&pg, &source), checksums(&pg, &from_archive));
     // A dump by a pg_dump newer than the target server is refused up front.
     let catalog = rusqlite::Connection::open(b.data_dir.join("bridge.db")).unwrap();
     catalog

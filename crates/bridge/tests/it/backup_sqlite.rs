@@ -427,6 +427,12 @@ fn restores_verify_the_checksum_and_refuse_an_open_target() {
     assert!(digest(&source).contains("orders: 5000 rows"));
     let e = b.err("backup.restore", json!({"backupId": "b_nope"}));
     assert_eq!(e["code"], "BACKUP_NOT_FOUND");
+    // The custom archive is Postgres's alone.
+    let e = b.err(
+        "backup.start",
+        json!({"connection": {"kind": "sqlite", "path": source}, "options": {"format": "custom"}}),
+    );
+    assert_eq!(e["code"], "INVALID_PARAMS", "{e}");
     // A server that cannot be reached fails the call; no job, no entry.
     let before = b.ok("backup.list", json!({})).as_array().unwrap().len();
     let e = b.err(

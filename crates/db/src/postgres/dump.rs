@@ -164,6 +164,17 @@ pub fn restore_command(psql: &Path, target: &Target) -> Command {
     command
 }
 
+/// `pg_restore` loading a custom-format archive from stdin in one
+/// transaction that stops at the first error.
+pub fn pg_restore_command(tool: &Path, target: &Target) -> Command {
+    let mut command = Command::new(tool);
+    command
+        .args(["--no-password", "--single-transaction", "--exit-on-error"])
+        .arg("--dbname")
+        .arg(&target.conninfo);
+    command
+}
+
 /// The table `pg_dump --verbose` says it starts dumping, as `schema.table`.
 pub fn dumping_table(line: &str) -> Option<&str> {
     let rest = line.split_once("dumping contents of table ")?.1;

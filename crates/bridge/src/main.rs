@@ -67,6 +67,15 @@ struct Cli {
         value_delimiter = ':'
     )]
     pg_bin_dir: Vec<PathBuf>,
+    /// A folder holding mariadb-dump/mysqldump and mariadb/mysql, looked in
+    /// before PATH and the usual install folders (repeatable).
+    #[arg(
+        long,
+        env = "DBBRIDGE_MYSQL_BIN_DIR",
+        global = true,
+        value_delimiter = ':'
+    )]
+    mysql_bin_dir: Vec<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -147,6 +156,7 @@ fn run(cli: Cli) -> Result<()> {
             .filter(|k| !k.is_empty())
             .map(secrecy::SecretString::from),
         pg_bin_dirs: cli.pg_bin_dir,
+        mysql_bin_dirs: cli.mysql_bin_dir,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -25,6 +25,8 @@ pub struct BridgeConfig {
     pub secret_key: Option<secrecy::SecretString>,
     /// `--pg-bin-dir`: where to look for Postgres's tools first.
     pub pg_bin_dirs: Vec<PathBuf>,
+    /// `--mysql-bin-dir`: where to look for MySQL's and MariaDB's tools first.
+    pub mysql_bin_dirs: Vec<PathBuf>,
 }
 
 /// Everything shared by all clients of one bridge process.
@@ -39,6 +41,7 @@ pub struct Bridge {
     /// Holds `bridge.db`, `backups/`, `logs/` and the secret file.
     pub data_dir: PathBuf,
     pub pg_bin_dirs: Vec<PathBuf>,
+    pub mysql_bin_dirs: Vec<PathBuf>,
     next_client_id: AtomicU64,
 }
 
@@ -72,6 +75,7 @@ impl Bridge {
             jobs: Arc::new(JobManager::new(shutdown.clone())),
             data_dir: config.data_dir.clone(),
             pg_bin_dirs: config.pg_bin_dirs.clone(),
+            mysql_bin_dirs: config.mysql_bin_dirs.clone(),
             started: Instant::now(),
             shutdown,
             process: ProcessSampler::new(),

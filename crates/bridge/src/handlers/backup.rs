@@ -42,6 +42,7 @@ async fn start(ctx: RequestCtx, params: BackupStartParams) -> Result<BackupStart
             .unwrap_or(false),
         custom: params.options.as_ref().and_then(|o| o.format) == Some(BackupFormat::Custom),
         pg_bin_dirs: ctx.bridge.pg_bin_dirs.clone(),
+        mysql_bin_dirs: ctx.bridge.mysql_bin_dirs.clone(),
     };
     let bridge = &ctx.bridge;
     let backup_id = backup::start(
@@ -154,7 +155,10 @@ async fn restore_backup(
         &params.backup_id,
         target,
         bridge.sessions.sqlite_paths(),
-        &bridge.pg_bin_dirs,
+        &crate::jobs::ToolDirs {
+            postgres: bridge.pg_bin_dirs.clone(),
+            mysql: bridge.mysql_bin_dirs.clone(),
+        },
     )
     .await?;
     Ok(BackupRestoreResult { restore_id })

@@ -30,6 +30,8 @@ pub struct BackupRequest {
     pub overwrite: bool,
     /// `--pg-bin-dir`.
     pub pg_bin_dirs: Vec<PathBuf>,
+    /// `--mysql-bin-dir`.
+    pub mysql_bin_dirs: Vec<PathBuf>,
     /// Postgres's custom archive instead of plain SQL.
     pub custom: bool,
 }
@@ -72,6 +74,7 @@ pub async fn start(
                 jobs,
                 catalog,
                 data_dir,
+                &request.mysql_bin_dirs,
                 client,
                 server,
                 request.connection_id.clone(),

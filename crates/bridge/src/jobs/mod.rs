@@ -21,6 +21,14 @@ use crate::shutdown::Shutdown;
 
 pub use progress::Throttle;
 
+/// Where to look for the databases' tools before PATH and the usual folders
+/// (`--pg-bin-dir`, `--mysql-bin-dir`).
+#[derive(Debug, Clone, Default)]
+pub struct ToolDirs {
+    pub postgres: Vec<std::path::PathBuf>,
+    pub mysql: Vec<std::path::PathBuf>,
+}
+
 /// The registry of running jobs.
 pub struct JobManager {
     jobs: Mutex<HashMap<String, CancellationToken>>,

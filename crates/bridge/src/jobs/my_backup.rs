@@ -28,11 +28,12 @@ use super::tool::{self, PassFile, Reporter};
 use crate::catalog::{BackupRow, Catalog};
 use crate::client::Client;
 
-/// The first of `names` found in the usual places that answers `--version`.
-fn find_tool(names: &[&str]) -> Result<Tool, RpcError> {
+/// The first of `names` found (in `bin_dirs`, on PATH, in the usual
+/// folders) that answers `--version`.
+fn find_tool(names: &[&str], bin_dirs: &[PathBuf]) -> Result<Tool, RpcError> {
     let mut searched = Vec::new();
     for name in names {
-        let candidates = tools::candidates(name, &[], &tools::mysql_dirs());
+        let candidates = tools::candidates(name, bin_dirs, &tools::mysql_dirs());
         if let Some(tool) = candidates.iter().find_map(|p| tools::version_of(p)) {
             return Ok(tool);
         }
@@ -59,6 +60,7 @@ pub async fn start_backup(
     jobs: &Arc<JobManager>,
     catalog: &Arc<Catalog>,
     data_dir: &Path,
+    bin_dirs: &[PathBuf],
     client: Client,
     server: &ServerConnection,
     connection_id: Option<String>,
@@ -79,7 +81,7 @@ pub async fn start_backup(
                 .with_details(serde_json::json!({"field": "connection.database"})),
         );
     }
-    let tool = find_tool(&["mariadb-dump", "mysqldump"])?;
+    let tool = find_tool(&["mariadb-dump", "mysqldump"], bin_dirs)?;
     let login = dump::login(server).map_err(crate::errors::db_error)?;
     let id = crate::ids::new_id("b");
     let dest = match destination {
@@ -180,6 +182,7 @@ impl MyBackup {
 /// Restores into the fresh database the caller names in `server`.
 pub async fn start_restore(
     jobs: &Arc<JobManager>,
+    bin_dirs: &[PathBuf],
     client: Client,
     backup_id: &str,
     file: PathBuf,
@@ -194,7 +197,7 @@ pub async fn start_restore(
         )
         .with_details(serde_json::json!({"field": "target.database"})));
     };
-    let tool = find_tool(&["mariadb", "mysql"])?;
+    let tool = find_tool(&["mariadb", "mysql"], bin_dirs)?;
     // The database must not exist yet; the bridge creates it.
     let mut admin = server.clone();
     admin.database = None;

@@ -34,7 +34,7 @@ pub async fn start(
     backup_id: &str,
     target: Option<ConnectionSpec>,
     open_paths: Vec<PathBuf>,
-    pg_bin_dirs: &[PathBuf],
+    dirs: &super::ToolDirs,
 ) -> Result<String, RpcError> {
     let row = catalog
         .backup(backup_id)
@@ -67,13 +67,14 @@ pub async fn start(
                 sha256,
                 &tool_version,
                 &server,
-                pg_bin_dirs,
+                &dirs.postgres,
             )
             .await;
         }
         ("mysql", ConnectionSpec::Mysql(server)) => {
             return super::my_backup::start_restore(
                 jobs,
+                &dirs.mysql,
                 client,
                 backup_id,
                 PathBuf::from(&row.path),

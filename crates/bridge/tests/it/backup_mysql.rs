@@ -176,3 +176,48 @@ fn a_mysql_backup_restores_into_a_fresh_database() {
     let e = b.err("backup.restore", json!({"backupId": id, "target": unnamed}));
     assert_eq!(e["code"], "INVALID_PARAMS", "{e}");
 }
+
+#[test]
+fn a_missing_tool_is_tool_not_found_and_a_bin_dir_finds_it() {
+    let Some(my) = mysql() else { return };
+    let db = my.create_database();
+    client_ok(
+        &my,
+        &db,
+        "CREATE TABLE t (id INT PRIMARY KEY); INSERT INTO t VALUES (1), (2)",
+    );
+    // Debian's mariadb-dump is found through PATH only: an empty PATH hides it.
+    let empty = tempfile::tempdir().unwrap();
+    let hidden = || vec![("PATH".to_string(), empty.path().display().to_string())];
+    let mut b = Bridge::start_with(crate::harness::Options {
+        env: hidden(),
+        ..Default::default()
+    });
+    let e = b.err("backup.start", json!({"connection": my.connection(&db)}));
+    assert_eq!(e["code"], "TOOL_NOT_FOUND", "{e}");
+    assert_eq!(e["details"]["tool"], "mariadb-dump or mysqldump", "{e}");
+    assert!(!e["details"]["searched"].as_array().unwrap().is_empty());
+    assert_eq!(b.ok("backup.list", json!({})).as_array().unwrap().len(), 0);
+    // The tool's folder given: found, even with nothing on PATH.
+    let dump = ["/usr/bin/mariadb-dump", "/usr/bin/mysqldump"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).is_file())
+        .expect("mariadb-dump is installed by install-deps");
+    let folder = std::path::Path::new(dump)
+        .parent()
+        .unwrap()
+        .display()
+        .to_string();
+    let mut env = hidden();
+    env.push(("DBBRIDGE_MYSQL_BIN_DIR".to_string(), folder));
+    let mut b = Bridge::start_with(crate::harness::Options {
+        env,
+        ..Default::default()
+    });
+    let id = b.ok("backup.start", json!({"connection": my.connection(&db)}))["backupId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, done) = wait_for(&mut b, "backupId", &id, "backup.done");
+    assert_eq!(done["status"], "completed", "{done}");
+}

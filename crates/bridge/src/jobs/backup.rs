@@ -191,6 +191,28 @@ impl SqliteBackup {
     }
 }
 
+/// A tool backup's run, the same for every engine: the `.part` file,
+/// `preparing`, the engine's `dump` into it, then the checksum, the rename,
+/// the catalog and `backup.done`.
+pub(super) async fn run_dump(
+    id: &str,
+    dest: &Path,
+    catalog: &Catalog,
+    client: &Client,
+    dump: impl AsyncFnOnce(&Path, &mut Reporter) -> Result<(), (JobStatus, Option<RpcError>)>,
+) {
+    let started = Instant::now();
+    let part = sqlite_backup::sibling(dest, ".part");
+    let _ = std::fs::remove_file(&part);
+    let mut reporter = Reporter::backup(id, client);
+    reporter.progress("preparing", Some(0.0), 0, None).await;
+    let outcome = match dump(&part, &mut reporter).await {
+        Ok(()) => finish_copy(&part, dest, &mut reporter).await,
+        Err(failed) => Err(failed),
+    };
+    end(catalog, client, id, dest, &part, outcome, started).await;
+}
+
 /// The end of a finished copy: checksummed, renamed into place, reported.
 pub(super) async fn finish_copy(part: &Path, dest: &Path, reporter: &mut Reporter) -> Outcome {
     let size = std::fs::metadata(part).map_or(0, |m| m.len());

@@ -9,7 +9,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
 
 use dbbridge_db::Connection;
 use dbbridge_db::mysql::MyConnection;
@@ -21,9 +20,9 @@ use dbbridge_protocol::{ErrorCode, RpcError};
 use tokio_util::sync::CancellationToken;
 
 use super::JobManager;
-use super::backup::{check_destination, default_destination, end, finish_copy, summary};
+use super::backup::{check_destination, default_destination, run_dump, summary};
 use super::pg_backup::tool_error;
-use super::restore::report_end;
+use super::restore::run_restore;
 use super::tool::{self, PassFile, Reporter};
 use crate::catalog::{BackupRow, Catalog};
 use crate::client::Client;
@@ -123,23 +122,12 @@ struct MyBackup {
 
 impl MyBackup {
     async fn run(self, cancel: CancellationToken) {
-        let started = Instant::now();
-        let part = dbbridge_db::sqlite::backup::sibling(&self.dest, ".part");
-        let _ = std::fs::remove_file(&part);
-        let mut reporter = Reporter::backup(&self.id, &self.client);
-        reporter.progress("preparing", Some(0.0), 0, None).await;
-        let outcome = match self.dump(&part, &cancel, &mut reporter).await {
-            Ok(()) => finish_copy(&part, &self.dest, &mut reporter).await,
-            Err(failed) => Err(failed),
-        };
-        end(
-            &self.catalog,
-            &self.client,
+        run_dump(
             &self.id,
             &self.dest,
-            &part,
-            outcome,
-            started,
+            &self.catalog,
+            &self.client,
+            async |part, reporter| self.dump(part, &cancel, reporter).await,
         )
         .await;
     }
@@ -262,23 +250,17 @@ struct MyRestore {
 
 impl MyRestore {
     async fn run(self, cancel: CancellationToken) {
-        let started = Instant::now();
-        let mut reporter = Reporter::restore(&self.id, &self.backup_id, &self.client);
-        let result = self.restore(&cancel, &mut reporter).await;
-        if result.is_err() {
-            let name = self.database.replace('`', "``");
-            if let Err(e) = run_admin(&self.admin, &format!("DROP DATABASE `{name}`")).await {
-                tracing::warn!(error = %e.message, "dropping the half-restored database failed");
+        run_restore(&self.id, &self.backup_id, &self.client, async |reporter| {
+            let result = self.restore(&cancel, reporter).await;
+            if result.is_err() {
+                // The fresh database this restore created goes again.
+                let name = self.database.replace('`', "``");
+                if let Err(e) = run_admin(&self.admin, &format!("DROP DATABASE `{name}`")).await {
+                    tracing::warn!(error = %e.message, "dropping the half-restored database failed");
+                }
             }
-        }
-        report_end(
-            &self.client,
-            &self.id,
-            &self.backup_id,
-            result,
-            started,
-            &mut reporter,
-        )
+            result
+        })
         .await;
     }
 

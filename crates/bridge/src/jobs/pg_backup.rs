@@ -8,7 +8,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
 
 use dbbridge_db::postgres::PgConnection;
 use dbbridge_db::postgres::dump::{self, DumpPlan, Target};
@@ -19,7 +18,7 @@ use dbbridge_protocol::{ErrorCode, RpcError};
 use tokio_util::sync::CancellationToken;
 
 use super::JobManager;
-use super::backup::{check_destination, default_destination, end, finish_copy, summary};
+use super::backup::{check_destination, default_destination, run_dump, summary};
 use super::tool::{self, PassFile, Reporter};
 use crate::catalog::{BackupRow, Catalog};
 use crate::client::Client;
@@ -123,23 +122,12 @@ struct PgBackup {
 
 impl PgBackup {
     async fn run(self, cancel: CancellationToken) {
-        let started = Instant::now();
-        let part = dbbridge_db::sqlite::backup::sibling(&self.dest, ".part");
-        let _ = std::fs::remove_file(&part);
-        let mut reporter = Reporter::backup(&self.id, &self.client);
-        reporter.progress("preparing", Some(0.0), 0, None).await;
-        let outcome = match self.dump(&part, &cancel, &mut reporter).await {
-            Ok(()) => finish_copy(&part, &self.dest, &mut reporter).await,
-            Err(failed) => Err(failed),
-        };
-        end(
-            &self.catalog,
-            &self.client,
+        run_dump(
             &self.id,
             &self.dest,
-            &part,
-            outcome,
-            started,
+            &self.catalog,
+            &self.client,
+            async |part, reporter| self.dump(part, &cancel, reporter).await,
         )
         .await;
     }

@@ -7,7 +7,6 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
 
 use dbbridge_db::postgres::PgConnection;
 use dbbridge_db::postgres::dump::{self, Target};
@@ -18,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::JobManager;
 use super::pg_backup::find_tool;
-use super::restore::report_end;
+use super::restore::run_restore;
 use super::tool::{self, PassFile, Reporter};
 use crate::client::Client;
 
@@ -90,17 +89,9 @@ struct PgRestore {
 
 impl PgRestore {
     async fn run(self, cancel: CancellationToken) {
-        let started = Instant::now();
-        let mut reporter = Reporter::restore(&self.id, &self.backup_id, &self.client);
-        let result = self.restore(&cancel, &mut reporter).await;
-        report_end(
-            &self.client,
-            &self.id,
-            &self.backup_id,
-            result,
-            started,
-            &mut reporter,
-        )
+        run_restore(&self.id, &self.backup_id, &self.client, async |reporter| {
+            self.restore(&cancel, reporter).await
+        })
         .await;
     }
 

@@ -130,17 +130,9 @@ struct SqliteRestore {
 
 impl SqliteRestore {
     async fn run(self, cancel: CancellationToken) {
-        let started = Instant::now();
-        let mut reporter = Reporter::restore(&self.id, &self.backup_id, &self.client);
-        let result = self.restore(&cancel, &mut reporter).await;
-        report_end(
-            &self.client,
-            &self.id,
-            &self.backup_id,
-            result,
-            started,
-            &mut reporter,
-        )
+        run_restore(&self.id, &self.backup_id, &self.client, async |reporter| {
+            self.restore(&cancel, reporter).await
+        })
         .await;
     }
 
@@ -184,9 +176,23 @@ impl SqliteRestore {
     }
 }
 
+/// A restore's run, the same for every engine: the engine's `restore`,
+/// then the last progress and `backup.restore.done`.
+pub(super) async fn run_restore(
+    id: &str,
+    backup_id: &str,
+    client: &Client,
+    restore: impl AsyncFnOnce(&mut Reporter) -> Result<(), Option<RpcError>>,
+) {
+    let started = Instant::now();
+    let mut reporter = Reporter::restore(id, backup_id, client);
+    let result = restore(&mut reporter).await;
+    report_end(client, id, backup_id, result, started, &mut reporter).await;
+}
+
 /// Sends a restore's last progress and its one `backup.restore.done`;
 /// `Err(None)` is a cancel.
-pub(super) async fn report_end(
+async fn report_end(
     client: &Client,
     id: &str,
     backup_id: &str,

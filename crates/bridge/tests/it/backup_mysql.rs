@@ -7,18 +7,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::harness::Bridge;
+use crate::harness::{Bridge, children_of};
+use crate::mysql::client_ok;
 use crate::servers::{Mysql, mysql};
-
-fn client_ok(my: &Mysql, db: &str, sql: &str) -> String {
-    let out = my.client(db, sql);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 fn checksums(my: &Mysql, db: &str) -> String {
     client_ok(
@@ -33,35 +24,12 @@ fn checksums(my: &Mysql, db: &str) -> String {
     .replace(db, "DB")
 }
 
-/// The command lines and environments of the bridge's child processes.
-fn children_of(pid: u32) -> Vec<(String, String)> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let dir = entry.path();
-        let Ok(stat) = std::fs::read_to_string(dir.join("stat")) else {
-            continue;
-        };
-        let fields: Vec<&str> = stat.rsplit(") ").next().unwrap_or("").split(' ').collect();
-        if fields.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(pid) {
-            let read = |f: &str| {
-                String::from_utf8_lossy(&std::fs::read(dir.join(f)).unwrap_or_default())
-                    .replace('\0', " ")
-            };
-            found.push((read("cmdline"), read("environ")));
-        }
-    }
-    found
-}
-
 fn wait_for(b: &mut Bridge, field: &str, id: &str, done: &str) -> (Vec<Value>, Value) {
-    let mut events = Vec::new();
-    loop {
-        let ev = b.event_where(Duration::from_secs(120), |e| e["params"][field] == id);
-        if ev["method"] == done {
-            return (events, ev["params"].clone());
-        }
-        events.push(ev["params"].clone());
-    }
+    let (events, done) = b.job_events(field, id, done);
+    (
+        events.into_iter().map(|e| e["params"].clone()).collect(),
+        done,
+    )
 }
 
 #[test]

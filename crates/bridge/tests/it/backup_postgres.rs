@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::harness::Bridge;
+use crate::harness::{Bridge, children_of};
 use crate::servers::{Postgres, postgres};
 
 const FIXTURE: &str = "
@@ -42,40 +42,22 @@ fn checksums(pg: &Postgres, db: &str) -> String {
 }
 
 fn until_done(b: &mut Bridge, id: &str) -> (Vec<Value>, Value) {
-    let mut events = Vec::new();
-    loop {
-        let ev = b.event_where(Duration::from_secs(120), |e| e["params"]["backupId"] == id);
-        match ev["method"].as_str().unwrap() {
-            "backup.progress" => events.push(ev["params"].clone()),
-            "backup.done" => return (events, ev["params"].clone()),
-            other => panic!("unexpected {other}"),
-        }
+    let (events, done) = b.job_events("backupId", id, "backup.done");
+    for ev in &events {
+        assert_eq!(ev["method"], "backup.progress", "unexpected {ev}");
     }
+    (
+        events.into_iter().map(|e| e["params"].clone()).collect(),
+        done,
+    )
 }
 
 /// The command line and environment of every pg_dump the bridge runs now.
 fn pg_dumps_of(bridge_pid: u32) -> Vec<(String, String)> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let dir = entry.path();
-        let Ok(stat) = std::fs::read_to_string(dir.join("stat")) else {
-            continue;
-        };
-        let fields: Vec<&str> = stat.rsplit(") ").next().unwrap_or("").split(' ').collect();
-        if fields.get(1).and_then(|p| p.parse::<u32>().ok()) != Some(bridge_pid) {
-            continue;
-        }
-        let cmdline = std::fs::read(dir.join("cmdline")).unwrap_or_default();
-        let environ = std::fs::read(dir.join("environ")).unwrap_or_default();
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        if cmdline.contains("pg_dump") {
-            found.push((
-                cmdline,
-                String::from_utf8_lossy(&environ).replace('\0', " "),
-            ));
-        }
-    }
-    found
+    children_of(bridge_pid)
+        .into_iter()
+        .filter(|(cmdline, _)| cmdline.contains("pg_dump"))
+        .collect()
 }
 
 #[test]
@@ -241,14 +223,7 @@ fn restore(b: &mut Bridge, id: &str, extra: Value) -> Value {
         .as_str()
         .unwrap()
         .to_string();
-    loop {
-        let ev = b.event_where(Duration::from_secs(120), |e| {
-            e["params"]["restoreId"] == rid
-        });
-        if ev["method"] == "backup.restore.done" {
-            return ev["params"].clone();
-        }
-    }
+    b.job_events("restoreId", &rid, "backup.restore.done").1
 }
 
 #[test]

@@ -62,7 +62,7 @@ fn digest(path: &Path) -> String {
     out + &schema
 }
 
-/// Collects a job's progress events up to its done event.
+/// A job's progress events (which must be all it sends) and its done event.
 fn until_done(
     b: &mut Bridge,
     id_field: &str,
@@ -70,17 +70,14 @@ fn until_done(
     progress: &str,
     done: &str,
 ) -> (Vec<Value>, Value) {
-    let mut events = Vec::new();
-    loop {
-        let ev = b.event_where(Duration::from_secs(120), |e| e["params"][id_field] == id);
-        if ev["method"] == progress {
-            events.push(ev["params"].clone());
-        } else if ev["method"] == done {
-            return (events, ev["params"].clone());
-        } else {
-            panic!("unexpected event {ev}");
-        }
+    let (events, done) = b.job_events(id_field, id, done);
+    for ev in &events {
+        assert_eq!(ev["method"], progress, "unexpected event {ev}");
     }
+    (
+        events.into_iter().map(|e| e["params"].clone()).collect(),
+        done,
+    )
 }
 
 fn sha256_of(path: &Path) -> String {

@@ -336,6 +336,27 @@ pub fn find<'a>(list: &'a Value, key: &str, value: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {key} {value} in {list}"))
 }
 
+/// The command lines and environments of `pid`'s child processes, read
+/// from `/proc` (NULs as spaces).
+pub fn children_of(pid: u32) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let dir = entry.path();
+        let Ok(stat) = std::fs::read_to_string(dir.join("stat")) else {
+            continue;
+        };
+        let fields: Vec<&str> = stat.rsplit(") ").next().unwrap_or("").split(' ').collect();
+        if fields.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(pid) {
+            let read = |f: &str| {
+                String::from_utf8_lossy(&std::fs::read(dir.join(f)).unwrap_or_default())
+                    .replace('\0', " ")
+            };
+            found.push((read("cmdline"), read("environ")));
+        }
+    }
+    found
+}
+
 /// What one query produced, gathered from its events.
 #[derive(Debug, Default)]
 pub struct QueryOutcome {
@@ -482,6 +503,19 @@ impl Bridge {
             if ev["method"] == "query.done" {
                 return ev["params"].clone();
             }
+        }
+    }
+
+    /// A job's events (whole) up to the one named `done`, and that one's
+    /// params; the events are those whose `params[id_field]` is `id`.
+    pub fn job_events(&mut self, id_field: &str, id: &str, done: &str) -> (Vec<Value>, Value) {
+        let mut events = Vec::new();
+        loop {
+            let ev = self.event_where(Duration::from_secs(120), |e| e["params"][id_field] == id);
+            if ev["method"] == done {
+                return (events, ev["params"].clone());
+            }
+            events.push(ev);
         }
     }
 

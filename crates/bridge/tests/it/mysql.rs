@@ -16,7 +16,7 @@ fn open(b: &mut Bridge, my: &Mysql, db: &str) -> String {
     b.open_session(&my.connection(db))
 }
 
-fn client_ok(my: &Mysql, db: &str, sql: &str) -> String {
+pub fn client_ok(my: &Mysql, db: &str, sql: &str) -> String {
     let out = my.client(db, sql);
     assert!(
         out.status.success(),

@@ -12,17 +12,8 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::harness::Bridge;
+use crate::mysql::client_ok;
 use crate::servers::{mysql, private_mysql};
-
-fn client_ok(my: &crate::servers::Mysql, db: &str, sql: &str) -> String {
-    let out = my.client(db, sql);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 #[test]
 fn max_rows_on_a_call_lets_the_procedure_finish() {

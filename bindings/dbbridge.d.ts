@@ -119,7 +119,7 @@ export type Envelope<T> = { ok: boolean, data: T | null, error: RpcError | null,
 /**
  * Stable machine codes. Front ends switch on these; never rename one.
  */
-export type ErrorCode = "PARSE_ERROR" | "INVALID_REQUEST" | "METHOD_NOT_FOUND" | "INVALID_PARAMS" | "CONNECTION_FAILED" | "AUTH_FAILED" | "SESSION_NOT_FOUND" | "SESSION_BUSY" | "QUERY_FAILED" | "QUERY_CANCELLED" | "QUERY_TIMEOUT" | "NOT_SUPPORTED" | "SECRET_NOT_FOUND" | "SECRET_STORE_UNAVAILABLE" | "BACKUP_NOT_FOUND" | "BACKUP_FAILED" | "RESTORE_FAILED" | "TOOL_NOT_FOUND" | "TOOL_VERSION_MISMATCH" | "SHUTTING_DOWN" | "INTERNAL";
+export type ErrorCode = "PARSE_ERROR" | "INVALID_REQUEST" | "METHOD_NOT_FOUND" | "INVALID_PARAMS" | "CONNECTION_FAILED" | "AUTH_FAILED" | "SESSION_NOT_FOUND" | "SESSION_BUSY" | "QUERY_FAILED" | "QUERY_CANCELLED" | "QUERY_TIMEOUT" | "NOT_SUPPORTED" | "SECRET_NOT_FOUND" | "SECRET_STORE_UNAVAILABLE" | "BACKUP_NOT_FOUND" | "BACKUP_FAILED" | "RESTORE_FAILED" | "TOOL_NOT_FOUND" | "TOOL_VERSION_MISMATCH" | "EXPORT_FAILED" | "SHUTTING_DOWN" | "INTERNAL";
 
 export type ExportDoneEvent = { exportId: string, status: JobStatus, path: string, rowsWritten: number, sizeBytes: number, durationMs: number, error?: RpcError, };
 

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use dbbridge_db::Connection;
-use dbbridge_protocol::connection::EngineKind;
+use dbbridge_protocol::connection::{ConnectionSpec, EngineKind};
 use dbbridge_protocol::events::SessionClosed;
 use dbbridge_protocol::session::{SessionClosedEvent, SessionClosedReason, SessionInfo};
 use dbbridge_protocol::{ErrorCode, RpcError};
@@ -38,6 +38,9 @@ pub struct SessionCounts {
 pub struct Session {
     pub id: String,
     pub connection: Connection,
+    /// What the connection was opened with (password resolved), for jobs
+    /// that open a connection of their own to the same database (exports).
+    pub spec: ConnectionSpec,
     pub client: Client,
     opened_at: OffsetDateTime,
     /// Milliseconds since `started` of the last activity.
@@ -164,6 +167,7 @@ impl SessionManager {
     pub fn add(
         self: &Arc<Self>,
         connection: Connection,
+        spec: ConnectionSpec,
         client: Client,
         idle_timeout: Option<Duration>,
     ) -> Result<Arc<Session>, RpcError> {
@@ -176,6 +180,7 @@ impl SessionManager {
         let session = Arc::new(Session {
             id: crate::ids::new_id("s"),
             connection,
+            spec,
             client,
             opened_at: OffsetDateTime::now_utc(),
             last_activity_ms: AtomicU64::new(0),

@@ -27,6 +27,8 @@ pub enum ErrorCode {
     RestoreFailed,
     ToolNotFound,
     ToolVersionMismatch,
+    /// An export job could not write its file (disk, permissions, a format's limit).
+    ExportFailed,
     ShuttingDown,
     Internal,
 }
@@ -65,6 +67,7 @@ impl ErrorCode {
             ErrorCode::RestoreFailed => "RESTORE_FAILED",
             ErrorCode::ToolNotFound => "TOOL_NOT_FOUND",
             ErrorCode::ToolVersionMismatch => "TOOL_VERSION_MISMATCH",
+            ErrorCode::ExportFailed => "EXPORT_FAILED",
             ErrorCode::ShuttingDown => "SHUTTING_DOWN",
             ErrorCode::Internal => "INTERNAL",
         }

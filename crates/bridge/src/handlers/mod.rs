@@ -5,6 +5,7 @@ mod backup;
 mod bridge;
 mod connection;
 mod debug;
+mod export;
 mod metadata;
 mod query;
 mod secret;
@@ -17,6 +18,7 @@ pub fn router(test_hooks: bool) -> Router {
     let mut router = Router::new();
     bridge::register(&mut router);
     backup::register(&mut router);
+    export::register(&mut router);
     session::register(&mut router);
     query::register(&mut router);
     metadata::register(&mut router);

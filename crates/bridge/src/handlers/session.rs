@@ -47,7 +47,7 @@ async fn open(ctx: RequestCtx, params: SessionOpenParams) -> Result<SessionOpenR
     let session = ctx
         .bridge
         .sessions
-        .add(connection, ctx.client.clone(), idle)?;
+        .add(connection, spec, ctx.client.clone(), idle)?;
     Ok(SessionOpenResult {
         session_id: session.id.clone(),
         kind: session.kind(),

@@ -1,10 +1,11 @@
-//! Jobs: long tasks (backups, restores, and later exports) that run off the
+//! Jobs: long tasks (backups, restores, exports) that run off the
 //! request path. One place for what every job needs: an opaque id, an owner,
 //! a cancel token that is a child of the shutdown root (so shutdown cancels
 //! every job), a task the shutdown tracker waits for, throttled progress and
 //! the count `health.ping` reports. What a job does lives in its own file.
 
 pub mod backup;
+pub mod export;
 mod my_backup;
 pub mod pg_backup;
 mod pg_restore;
@@ -69,6 +70,12 @@ impl JobManager {
             }
             None => false,
         }
+    }
+
+    /// Unregisters a job that is about to report its end, so a cancel that
+    /// arrives after its done event answers `false`.
+    pub fn release(&self, id: &str) {
+        self.lock().remove(id);
     }
 
     pub fn running(&self) -> usize {

@@ -5,6 +5,8 @@ mod backup_mysql;
 mod backup_postgres;
 mod backup_sqlite;
 mod demo;
+mod export;
+mod export_sqlite;
 mod harness;
 mod logging;
 mod mysql;

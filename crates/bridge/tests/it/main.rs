@@ -6,6 +6,8 @@ mod backup_postgres;
 mod backup_sqlite;
 mod demo;
 mod export;
+mod export_mysql;
+mod export_postgres;
 mod export_sqlite;
 mod harness;
 mod logging;

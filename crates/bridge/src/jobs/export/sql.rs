@@ -92,8 +92,20 @@ pub fn create_table(engine: EngineKind, table: &str, description: &TableDescript
         parts.push(format!("  PRIMARY KEY ({})", cols.join(", ")));
     }
     out.push_str(&parts.join(",\n"));
-    out.push_str("\n);\n");
+    out.push_str("\n)");
+    out.push_str(table_suffix(engine));
+    out.push_str(";\n");
     out
+}
+
+/// After a MySQL `CREATE TABLE`: text columns in utf8mb4, which holds every
+/// character whatever the target database's default is.
+fn table_suffix(engine: EngineKind) -> &'static str {
+    if engine == EngineKind::Mysql {
+        " DEFAULT CHARSET=utf8mb4"
+    } else {
+        ""
+    }
 }
 
 /// The `CREATE TABLE` of a query's result, from its columns' types
@@ -111,9 +123,10 @@ fn create_from_columns(engine: EngineKind, table: &str, columns: &[ColumnInfo]) 
         })
         .collect();
     format!(
-        "CREATE TABLE {} (\n{}\n);\n",
+        "CREATE TABLE {} (\n{}\n){};\n",
         quote_ident(engine, table),
-        parts.join(",\n")
+        parts.join(",\n"),
+        table_suffix(engine)
     )
 }
 

@@ -14,6 +14,8 @@
 //!   on MySQL/MariaDB against `mariadb --quick`, and cancel-to-`query.done`.
 //!   The server is `--url`, else `DBBRIDGE_BENCH_MYSQL_URL`, else
 //!   `mysql://root@127.0.0.1:3306/test`.
+//! - `cargo xtask bench backup` and `cargo xtask bench export`: jobs on the
+//!   databases the two benches above leave behind (see their files).
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -23,7 +25,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
-const USAGE: &str = "usage: cargo xtask bench sqlite [--rows N] | postgres [--rows N] [--url URL] | mysql [--rows N] [--url URL] | backup";
+const USAGE: &str = "usage: cargo xtask bench sqlite [--rows N] | postgres [--rows N] [--url URL] | mysql [--rows N] [--url URL] | backup | export";
 
 pub fn run(root: &Path, args: &[&str]) -> Result<()> {
     let (engine, mut rest) = args.split_first().context(USAGE)?;
@@ -50,6 +52,7 @@ pub fn run(root: &Path, args: &[&str]) -> Result<()> {
         "postgres" => crate::bench_pg::postgres(root, rows, &url),
         "mysql" => crate::bench_my::mysql(root, rows, &url),
         "backup" => crate::bench_backup::backup(root),
+        "export" => crate::bench_export::export(root),
         _ => bail!(USAGE),
     }
 }
@@ -449,6 +452,49 @@ impl BenchClient {
                     return Ok((took, progress.len(), per_second));
                 }
                 _ => {}
+            }
+        }
+    }
+
+    /// Runs an export job to its `export.done`: the time from `export.start`
+    /// to done, the rows written and the file's size.
+    pub fn export(
+        &mut self,
+        session: &str,
+        sql: &str,
+        format: &str,
+        dest: &Path,
+    ) -> Result<(Duration, u64, u64)> {
+        let started = Instant::now();
+        let id = self.send(
+            "export.start",
+            json!({"sessionId": session, "source": {"sql": sql}, "format": format,
+                   "destination": dest, "options": {"overwrite": true}}),
+        )?;
+        let mut export = None;
+        loop {
+            let msg = self.next()?;
+            if msg["id"] == id {
+                export = Some(
+                    msg["result"]["data"]["exportId"]
+                        .as_str()
+                        .with_context(|| format!("export.start failed: {msg}"))?
+                        .to_string(),
+                );
+                continue;
+            }
+            if msg["method"] == "export.done"
+                && export.as_deref() == msg["params"]["exportId"].as_str()
+            {
+                if msg["params"]["status"] != "completed" {
+                    bail!("the export failed: {msg}");
+                }
+                let p = &msg["params"];
+                return Ok((
+                    started.elapsed(),
+                    p["rowsWritten"].as_u64().unwrap_or(0),
+                    p["sizeBytes"].as_u64().unwrap_or(0),
+                ));
             }
         }
     }

@@ -33,31 +33,34 @@ fn parse(url: &str) -> Result<(String, u16, String, Option<String>)> {
     Ok((host, port, user, password))
 }
 
-pub fn mysql(root: &Path, rows: u64, url: &str) -> Result<()> {
-    let bin = build_release(root)?;
+/// The `mariadb` client for the server of a URL's parts.
+fn client_for(host: &str, port: u16, user: &str, password: Option<&str>, db: &str) -> Command {
+    let mut c = Command::new("mariadb");
+    c.args([
+        "--no-defaults",
+        "--protocol=TCP",
+        "-h",
+        host,
+        "-P",
+        &port.to_string(),
+        "-u",
+        user,
+    ]);
+    if !db.is_empty() {
+        c.args(["-D", db]);
+    }
+    if let Some(p) = password {
+        c.env("MYSQL_PWD", p);
+    }
+    c
+}
+
+/// Makes the benchmark database `dbbridge_bench` afresh on the server of
+/// `url`, with its `rows`-row table `bench`.
+pub fn create_bench_table(url: &str, rows: u64) -> Result<()> {
     let (host, port, user, password) = parse(url)?;
-    let client = |db: &str| {
-        let mut c = Command::new("mariadb");
-        c.args([
-            "--no-defaults",
-            "--protocol=TCP",
-            "-h",
-            &host,
-            "-P",
-            &port.to_string(),
-            "-u",
-            &user,
-        ]);
-        if !db.is_empty() {
-            c.args(["-D", db]);
-        }
-        if let Some(p) = &password {
-            c.env("MYSQL_PWD", p);
-        }
-        c
-    };
     eprintln!("creating {rows} rows x 10 columns in database {DB}");
-    let out = client("")
+    let out = client_for(&host, port, &user, password.as_deref(), "")
         .arg("-e")
         .arg(format!(
             "DROP DATABASE IF EXISTS {DB}; CREATE DATABASE {DB}; USE {DB}; \
@@ -71,6 +74,14 @@ pub fn mysql(root: &Path, rows: u64, url: &str) -> Result<()> {
     if !out.status.success() {
         bail!("mariadb: {}", String::from_utf8_lossy(&out.stderr));
     }
+    Ok(())
+}
+
+pub fn mysql(root: &Path, rows: u64, url: &str) -> Result<()> {
+    let bin = build_release(root)?;
+    let (host, port, user, password) = parse(url)?;
+    let client = |db: &str| client_for(&host, port, &user, password.as_deref(), db);
+    create_bench_table(url, rows)?;
     let sql = "SELECT * FROM bench";
     let mut cli = Vec::new();
     for _ in 0..RUNS {

@@ -69,8 +69,9 @@ impl Server {
     }
 }
 
-pub fn postgres(root: &Path, rows: u64, url: &str) -> Result<()> {
-    let bin = build_release(root)?;
+/// Makes the benchmark database `dbbridge_bench` afresh on the server of
+/// `url`, with its `rows`-row table `bench`.
+pub fn create_bench_table(url: &str, rows: u64) -> Result<()> {
     let server = Server::parse(url)?;
     let admin_db = url
         .split_once("://")
@@ -91,7 +92,13 @@ pub fn postgres(root: &Path, rows: u64, url: &str) -> Result<()> {
              FROM generate_series(1, {rows}) g"
         ),
     )?;
-    server.run(DB, "VACUUM ANALYZE bench")?;
+    server.run(DB, "VACUUM ANALYZE bench")
+}
+
+pub fn postgres(root: &Path, rows: u64, url: &str) -> Result<()> {
+    let bin = build_release(root)?;
+    let server = Server::parse(url)?;
+    create_bench_table(url, rows)?;
     let sql = "SELECT * FROM bench";
 
     let mut psql = Vec::new();

@@ -4,6 +4,7 @@
 
 mod bench;
 mod bench_backup;
+mod bench_export;
 mod bench_my;
 mod bench_pg;
 
@@ -19,7 +20,7 @@ fn main() -> Result<()> {
         ["codegen", "--check"] => codegen(true),
         ["bench", rest @ ..] => bench::run(&workspace_root(), rest),
         _ => bail!(
-            "usage: cargo xtask codegen [--check] | cargo xtask bench sqlite|postgres|mysql|backup"
+            "usage: cargo xtask codegen [--check] | cargo xtask bench sqlite|postgres|mysql|backup|export"
         ),
     }
 }

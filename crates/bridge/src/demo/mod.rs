@@ -13,6 +13,7 @@ use crate::state::{Bridge, BridgeConfig};
 use crate::transport::memory;
 
 mod client;
+mod jobs;
 use client::DemoClient;
 
 #[derive(clap::Args)]
@@ -231,9 +232,10 @@ pub async fn run(args: DemoArgs, config: BridgeConfig) -> Result<()> {
         done["error"]["details"]
     );
 
+    jobs::export_csv(&mut c, &session, sql, &db, u64::from(LINE_ITEMS)).await?;
     c.call("session.close", json!({"sessionId": session}))
         .await?;
-    backup_and_restore(&mut c, &db).await?;
+    jobs::backup_and_restore(&mut c, &db).await?;
     let health = c.call("health.ping", json!({})).await?;
     println!(
         "\nhealth.ping      rss {:.1} MiB  cpu {}%  sessions {}",
@@ -245,95 +247,6 @@ pub async fn run(args: DemoArgs, config: BridgeConfig) -> Result<()> {
     drop(c);
     let _ = server.await;
     bridge.stop().await;
-    Ok(())
-}
-
-/// Backs the store up as a job, restores the backup into a copy, checks
-/// the copy, then deletes both: what a user sees of the job system.
-async fn backup_and_restore(c: &mut DemoClient, db: &std::path::Path) -> Result<()> {
-    println!("\nbackup.start     the store, through SQLite's online backup API");
-    let started = c
-        .call(
-            "backup.start",
-            json!({"connection": {"kind": "sqlite", "path": db}}),
-        )
-        .await?;
-    let backup = started["backupId"]
-        .as_str()
-        .context("backup id")?
-        .to_string();
-    let done = c
-        .job("backupId", &backup, "backup.progress", "backup.done", |p| {
-            draw_percent(p["phase"].as_str().unwrap_or(""), p["percent"].as_f64())
-        })
-        .await?;
-    println!();
-    if done["status"] != "completed" {
-        bail!("the backup failed: {}", done["error"]);
-    }
-    println!(
-        "backup.done      completed  {:.1} MiB  sha256 {}…  {}",
-        done["sizeBytes"].as_f64().unwrap_or(0.0) / 1048576.0,
-        &done["sha256"].as_str().unwrap_or("")[..12],
-        done["path"].as_str().unwrap_or("")
-    );
-    let copy = db.with_file_name("store-restored.db");
-    println!("backup.restore   into {}", copy.display());
-    let restore = c
-        .call(
-            "backup.restore",
-            json!({"backupId": backup, "target": {"kind": "sqlite", "path": copy, "create": true}}),
-        )
-        .await?;
-    let restore = restore["restoreId"]
-        .as_str()
-        .context("restore id")?
-        .to_string();
-    let done = c
-        .job(
-            "restoreId",
-            &restore,
-            "backup.restore.progress",
-            "backup.restore.done",
-            |p| draw_percent(p["phase"].as_str().unwrap_or(""), p["percent"].as_f64()),
-        )
-        .await?;
-    println!();
-    if done["status"] != "completed" {
-        bail!("the restore failed: {}", done["error"]);
-    }
-    let opened = c
-        .call(
-            "session.open",
-            json!({"connection": {"kind": "sqlite", "path": copy}}),
-        )
-        .await?;
-    let session = opened["sessionId"]
-        .as_str()
-        .context("session id")?
-        .to_string();
-    let mut items = Value::Null;
-    let counted = c
-        .run_to_end(&session, "SELECT count(*) FROM line_items", |batch| {
-            items = batch["rows"][0][0].clone();
-        })
-        .await?;
-    if counted["status"] != "completed" {
-        bail!("reading the restored copy failed: {}", counted["error"]);
-    }
-    c.call("session.close", json!({"sessionId": session}))
-        .await?;
-    // count(*) is a bigint: a string of digits on the wire.
-    let items = items
-        .as_str()
-        .map_or_else(|| items.to_string(), String::from);
-    println!(
-        "backup.restore.done  completed in {} ms; the copy holds {items} line items",
-        done["durationMs"]
-    );
-    c.call("backup.delete", json!({"backupId": backup})).await?;
-    let _ = std::fs::remove_file(&copy);
-    println!("backup.delete    the backup and its file (the demo leaves nothing behind)");
     Ok(())
 }
 

@@ -28,6 +28,7 @@ fn demo_runs_and_shows_each_step() {
             "query.done       completed  300000 rows",
             "query.done cancelled (QUERY_CANCELLED)",
             "QUERY_FAILED: no such column: emali",
+            "export.done      completed  300000 rows",
             "backup.done      completed",
             "100.0%  finalizing",
             "backup.restore.done  completed",

@@ -199,7 +199,16 @@ fn every_format_round_trips_through_sqlites_own_loaders() {
         "no header; the text with a line feed spans two lines"
     );
     assert!(part_files(dir.path()).is_empty());
-    bad_destinations(&mut b, &s, table, dir.path());
+    bad_destinations(&mut b, &s, table.clone(), dir.path());
+
+    // An in-memory database has no second connection to export on.
+    let memory = b.open_sqlite(":memory:");
+    let e = b.err(
+        "export.start",
+        json!({"sessionId": memory, "source": {"sql": "SELECT 1"}, "format": "csv",
+               "destination": dir.path().join("memory.csv").to_str().unwrap()}),
+    );
+    assert_eq!(e["code"], "NOT_SUPPORTED", "{e}");
 }
 
 #[test]

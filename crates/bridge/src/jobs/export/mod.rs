@@ -249,6 +249,14 @@ pub async fn start(
     {
         return Err(invalid("source.sql", "source.sql is empty".into()));
     }
+    if let ConnectionSpec::Sqlite(sqlite) = &session.spec
+        && (sqlite.path.is_empty() || sqlite.path.contains(":memory:"))
+    {
+        return Err(RpcError::new(
+            ErrorCode::NotSupported,
+            "an in-memory SQLite database cannot be exported: a second connection would see another, empty database",
+        ));
+    }
     let engine = session.kind();
     let dest = PathBuf::from(&params.destination);
     let id = crate::ids::new_id("e");

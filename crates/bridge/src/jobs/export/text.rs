@@ -32,10 +32,11 @@ impl Counted {
         Ok(())
     }
 
-    /// Flushes and syncs the file to disk.
+    /// Flushes and syncs the file's data to disk (before the rename that
+    /// puts it in place, so a crash never leaves a short file there).
     pub fn finish(self) -> std::io::Result<()> {
         let file = self.inner.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()
+        file.sync_data()
     }
 }
 
@@ -67,10 +68,17 @@ impl Csv {
     /// (Postgres's end-of-data marker).
     fn field(line: &mut String, options: &ExportOptions, value: &str) {
         let quote = options.quote;
-        let needs = value.is_empty()
+        let special = match (u8::try_from(options.delimiter), u8::try_from(quote)) {
+            // The usual case, ASCII delimiter and quote: one pass over bytes.
+            (Ok(d), Ok(q)) if d.is_ascii() && q.is_ascii() => value
+                .bytes()
+                .any(|b| b == d || b == q || b == b'\r' || b == b'\n'),
+            _ => value.contains([options.delimiter, quote, '\r', '\n']),
+        };
+        let needs = special
+            || value.is_empty()
             || value == options.null_text
-            || value == "\\."
-            || value.contains([options.delimiter, quote, '\r', '\n']);
+            || value == "\\.";
         if !needs {
             line.push_str(value);
             return;

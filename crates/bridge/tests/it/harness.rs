@@ -189,6 +189,13 @@ impl Bridge {
         }
     }
 
+    /// How many of the events read so far (reading what is there now,
+    /// without waiting) match `pred`.
+    pub fn count_events(&mut self, pred: impl Fn(&Value) -> bool) -> usize {
+        while self.pump(Instant::now() + Duration::from_millis(1)) {}
+        self.events.iter().filter(|e| pred(e)).count()
+    }
+
     /// Waits for the whole JSON-RPC response to request `id`.
     pub fn response(&mut self, id: &Value, timeout: Duration) -> Value {
         let deadline = Instant::now() + timeout;

@@ -49,6 +49,47 @@ pub fn cell(raw: &RawValue) -> Cell<'_> {
     }
 }
 
+/// A string cell's text into `scratch` (reused, no allocation per cell),
+/// or `None` when the cell is not a string. The batch was produced by our
+/// own encoder and already parsed by serde_json, so its escapes are valid;
+/// an escape this does not know falls back to serde_json.
+pub fn text_into<'a>(raw: &'a RawValue, scratch: &'a mut String) -> Option<&'a str> {
+    let text = raw.get();
+    if !text.starts_with('"') {
+        return None;
+    }
+    let inner = &text[1..text.len() - 1];
+    let Some(first) = inner.find('\\') else {
+        return Some(inner);
+    };
+    scratch.clear();
+    scratch.push_str(&inner[..first]);
+    let mut rest = &inner[first..];
+    while let Some(at) = rest.find('\\') {
+        scratch.push_str(&rest[..at]);
+        let escaped = &rest[at + 1..];
+        let (c, used) = match escaped.as_bytes().first() {
+            Some(b'"') => ('"', 1),
+            Some(b'\\') => ('\\', 1),
+            Some(b'/') => ('/', 1),
+            Some(b'n') => ('\n', 1),
+            Some(b'r') => ('\r', 1),
+            Some(b't') => ('\t', 1),
+            Some(b'b') => ('\u{8}', 1),
+            Some(b'f') => ('\u{c}', 1),
+            _ => {
+                // \uXXXX (and surrogate pairs): serde_json's own decoding.
+                *scratch = serde_json::from_str::<String>(text).unwrap_or_default();
+                return Some(scratch);
+            }
+        };
+        scratch.push(c);
+        rest = &escaped[used..];
+    }
+    scratch.push_str(rest);
+    Some(scratch)
+}
+
 /// A `bytes` cell's base64 decoded; `None` if it is not base64 (it always is
 /// when it comes from a connector).
 pub fn decode_bytes(base64: &str) -> Option<Vec<u8>> {
@@ -170,6 +211,17 @@ mod tests {
         assert_eq!(cells[4], Cell::Text(Cow::Borrowed("1e3")));
         assert_eq!(cells[5], Cell::Text(Cow::Owned("a\"b".into())));
         assert_eq!(cells[6], Cell::Array("[1,null]"));
+    }
+
+    #[test]
+    fn text_unescapes_into_scratch() {
+        let batch = r#"[["plain","a\"b\\c\nd\te\/","\u00e9\ud83d\ude00x",1]]"#;
+        let rows = rows(batch).unwrap();
+        let mut scratch = String::new();
+        assert_eq!(text_into(rows[0][0], &mut scratch), Some("plain"));
+        assert_eq!(text_into(rows[0][1], &mut scratch), Some("a\"b\\c\nd\te/"));
+        assert_eq!(text_into(rows[0][2], &mut scratch), Some("é😀x"));
+        assert_eq!(text_into(rows[0][3], &mut scratch), None);
     }
 
     #[test]

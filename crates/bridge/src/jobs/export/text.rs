@@ -48,6 +48,7 @@ pub struct Csv {
     columns: Vec<ColumnInfo>,
     line: String,
     scratch: String,
+    text: String,
 }
 
 impl Csv {
@@ -59,6 +60,7 @@ impl Csv {
             columns: Vec::new(),
             line: String::new(),
             scratch: String::new(),
+            text: String::new(),
         }
     }
 
@@ -75,20 +77,20 @@ impl Csv {
                 .any(|b| b == d || b == q || b == b'\r' || b == b'\n'),
             _ => value.contains([options.delimiter, quote, '\r', '\n']),
         };
-        let needs = special
-            || value.is_empty()
-            || value == options.null_text
-            || value == "\\.";
+        let needs = special || value.is_empty() || value == options.null_text || value == "\\.";
         if !needs {
             line.push_str(value);
             return;
         }
         line.push(quote);
-        for c in value.chars() {
-            if c == quote {
-                line.push(quote);
-            }
-            line.push(c);
+        let mut pieces = value.split(quote);
+        if let Some(first) = pieces.next() {
+            line.push_str(first);
+        }
+        for piece in pieces {
+            line.push(quote);
+            line.push(quote);
+            line.push_str(piece);
         }
         line.push(quote);
     }
@@ -96,6 +98,13 @@ impl Csv {
     fn cell(&mut self, index: usize, raw: &RawValue) {
         let column = &self.columns[index];
         let options = &self.options;
+        if column.kind != ValueKind::Bytes
+            && let Some(text) = cell::text_into(raw, &mut self.text)
+        {
+            // A string, unescaped into a reused buffer: no allocation per cell.
+            Self::field(&mut self.line, options, text);
+            return;
+        }
         match cell::cell(raw) {
             Cell::Null => self.line.push_str(&options.null_text),
             Cell::Bool(b) => self.line.push_str(match (self.engine, b) {

@@ -187,6 +187,31 @@ export type PrimaryKey = { name: string | null, columns: Array<string>, };
 export type QueryDoneEvent = { sessionId: string, queryId: string, status: QueryStatus, results: Array<ResultSummary>, durationMs: number, error?: RpcError, };
 
 /**
+ * `query.fetch`: grant a windowed query `rows` more rows.
+ */
+export type QueryFetchParams = { sessionId: string, queryId: string, rows: number, };
+
+export type QueryFetchResult = { 
+/**
+ * Rows the query may now send before it pauses again (this grant and
+ * any left of earlier ones).
+ */
+granted: number, 
+/**
+ * Rows read from the database and held by the bridge, waiting to be sent.
+ */
+buffered: number, };
+
+/**
+ * `query.paused`: a windowed query used its window up and waits for `query.fetch`.
+ */
+export type QueryPausedEvent = { sessionId: string, queryId: string, 
+/**
+ * Rows sent so far, over all result sets.
+ */
+rowsSent: number, };
+
+/**
  * One batch of rows. `rows` is kept as raw JSON so the bridge can pass the
  * text it encoded straight from the driver without building a value per cell.
  */
@@ -225,7 +250,14 @@ maxRows?: number,
 /**
  * Cancel the query after this long (`status: "timeout"`).
  */
-timeoutMs?: number, };
+timeoutMs?: number, 
+/**
+ * The most rows the bridge may send before the client asks for more
+ * with `query.fetch`. At the window's edge the query pauses (one
+ * `query.paused`), its read stopped; without `window` it streams to
+ * the end.
+ */
+window?: number, };
 
 export type QueryRunResult = { queryId: string, };
 
@@ -357,6 +389,8 @@ export interface Methods {
   "query.run": { params: QueryRunParams; result: QueryRunResult };
   /** Cancel the session's running query. */
   "query.cancel": { params: SessionIdParams; result: CancelResult };
+  /** Grant a windowed query more rows; answered at once. */
+  "query.fetch": { params: QueryFetchParams; result: QueryFetchResult };
   /** List schemas (SQLite: main and attached databases). */
   "metadata.listSchemas": { params: SessionIdParams; result: Array<SchemaInfo> };
   /** List tables and views, optionally of one schema. */
@@ -403,6 +437,8 @@ export interface Events {
   "query.result": QueryResultEvent;
   /** The last event of a query. */
   "query.done": QueryDoneEvent;
+  /** A windowed query used its window up; query.fetch resumes it. */
+  "query.paused": QueryPausedEvent;
   /** Progress of a backup job. */
   "backup.progress": BackupProgressEvent;
   /** A backup job finished. */

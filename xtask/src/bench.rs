@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
-const USAGE: &str = "usage: cargo xtask bench sqlite [--rows N] | postgres [--rows N] [--url URL] | mysql [--rows N] [--url URL] | backup | export";
+const USAGE: &str = "usage: cargo xtask bench sqlite [--rows N] | postgres [--rows N] [--url URL] | mysql [--rows N] [--url URL] | backup | export | lanes [--rows N]";
 
 pub fn run(root: &Path, args: &[&str]) -> Result<()> {
     let (engine, mut rest) = args.split_first().context(USAGE)?;
@@ -52,6 +52,7 @@ pub fn run(root: &Path, args: &[&str]) -> Result<()> {
         "postgres" => crate::bench_pg::postgres(root, rows, &url),
         "mysql" => crate::bench_my::mysql(root, rows, &url),
         "backup" => crate::bench_backup::backup(root),
+        "lanes" => crate::bench_lanes::lanes(root, rows),
         "export" => crate::bench_export::export(root),
         _ => bail!(USAGE),
     }
@@ -75,22 +76,7 @@ fn sqlite(root: &Path, rows: u64) -> Result<()> {
     let dir = std::env::temp_dir().join(format!("dbbridge-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let db = dir.join("bench.db");
-    let _ = std::fs::remove_file(&db);
-    eprintln!("creating {rows} rows x 10 columns in {}", db.display());
-    let create = format!(
-        "CREATE TABLE t (id INTEGER PRIMARY KEY, qty INTEGER, price REAL, name TEXT, note TEXT, big INTEGER, ratio REAL, tag BLOB, day DATE, flag BOOLEAN);
-         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows})
-         INSERT INTO t SELECT i, i % 1000, i * 0.25, 'name-' || i, 'a somewhat longer note for row ' || i,
-             i * 1000003, 1.0 / i, randomblob(8), date('2020-01-01', '+' || (i % 3000) || ' days'), i % 2 FROM n;"
-    );
-    let out = Command::new("sqlite3")
-        .arg(&db)
-        .arg(&create)
-        .output()
-        .context("running sqlite3 (apt-get install sqlite3)")?;
-    if !out.status.success() {
-        bail!("sqlite3 failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
+    create_sqlite_table(&db, rows)?;
     let sql = "SELECT * FROM t";
 
     let mut cli = Vec::new();
@@ -138,6 +124,27 @@ fn sqlite(root: &Path, rows: u64) -> Result<()> {
         first_batch.as_secs_f64() * 1000.0
     );
     let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// The SQLite benchmark table `t`: `rows` rows of 10 columns, afresh.
+pub fn create_sqlite_table(db: &Path, rows: u64) -> Result<()> {
+    let _ = std::fs::remove_file(db);
+    eprintln!("creating {rows} rows x 10 columns in {}", db.display());
+    let create = format!(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, qty INTEGER, price REAL, name TEXT, note TEXT, big INTEGER, ratio REAL, tag BLOB, day DATE, flag BOOLEAN);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows})
+         INSERT INTO t SELECT i, i % 1000, i * 0.25, 'name-' || i, 'a somewhat longer note for row ' || i,
+             i * 1000003, 1.0 / i, randomblob(8), date('2020-01-01', '+' || (i % 3000) || ' days'), i % 2 FROM n;"
+    );
+    let out = Command::new("sqlite3")
+        .arg(db)
+        .arg(&create)
+        .output()
+        .context("running sqlite3 (apt-get install sqlite3)")?;
+    if !out.status.success() {
+        bail!("sqlite3 failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
     Ok(())
 }
 
@@ -268,7 +275,7 @@ impl BenchClient {
         })
     }
 
-    fn send(&mut self, method: &str, params: Value) -> Result<u64> {
+    pub(crate) fn send(&mut self, method: &str, params: Value) -> Result<u64> {
         let id = self.next_id;
         self.next_id += 1;
         let stdin = self.stdin.as_mut().context("stdin closed")?;
@@ -282,7 +289,7 @@ impl BenchClient {
     }
 
     /// The next message, parsed.
-    fn next(&mut self) -> Result<Value> {
+    pub(crate) fn next(&mut self) -> Result<Value> {
         self.line.clear();
         if self.stdout.read_line(&mut self.line)? == 0 {
             bail!("the bridge closed stdout");
@@ -305,10 +312,25 @@ impl BenchClient {
 
     /// Streams `sql` to its end; checks the row count.
     pub fn stream(&mut self, session: &str, sql: &str, rows: u64) -> Result<BridgeRun> {
+        self.stream_with(session, sql, rows, json!({}))
+    }
+
+    /// [`stream`](Self::stream) with more `query.run` params (a `window`).
+    pub fn stream_with(
+        &mut self,
+        session: &str,
+        sql: &str,
+        rows: u64,
+        extra: Value,
+    ) -> Result<BridgeRun> {
         let cpu_before = self.cpu();
         let own_before = cpu_of("self");
         let started = Instant::now();
-        self.send("query.run", json!({"sessionId": session, "sql": sql}))?;
+        let mut params = json!({"sessionId": session, "sql": sql});
+        if let (Some(p), Value::Object(extra)) = (params.as_object_mut(), extra) {
+            p.extend(extra);
+        }
+        self.send("query.run", params)?;
         let mut first_batch = None;
         let mut seen = 0u64;
         let mut batches = 0u64;

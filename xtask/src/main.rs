@@ -5,6 +5,7 @@
 mod bench;
 mod bench_backup;
 mod bench_export;
+mod bench_lanes;
 mod bench_my;
 mod bench_pg;
 
@@ -20,7 +21,7 @@ fn main() -> Result<()> {
         ["codegen", "--check"] => codegen(true),
         ["bench", rest @ ..] => bench::run(&workspace_root(), rest),
         _ => bail!(
-            "usage: cargo xtask codegen [--check] | cargo xtask bench sqlite|postgres|mysql|backup|export"
+            "usage: cargo xtask codegen [--check] | cargo xtask bench sqlite|postgres|mysql|backup|export|lanes"
         ),
     }
 }

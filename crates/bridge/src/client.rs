@@ -1,29 +1,29 @@
-//! One connected client's outbound handle: answers and events go to its
-//! bounded queue, in order.
+//! One connected client's outbound handle: answers and events on the
+//! control lane, query batches on the data lane (`transport/outbound.rs`).
 
 use dbbridge_protocol::{Event, Notification};
-use tokio::sync::mpsc;
 
-use crate::transport::Outbound;
+use crate::transport::{Outbound, OutboundSender};
 
 /// One connected client: where its answers and events go.
 #[derive(Clone, Debug)]
 pub struct Client {
     pub id: u64,
-    outbound: mpsc::Sender<Outbound>,
+    outbound: OutboundSender,
 }
 
 impl Client {
-    pub fn new(id: u64, outbound: mpsc::Sender<Outbound>) -> Client {
+    pub fn new(id: u64, outbound: OutboundSender) -> Client {
         Client { id, outbound }
     }
 
-    /// Queues one message; waits while the queue is full. False once the client is gone.
+    /// Queues one message on the control lane; waits only while that lane is
+    /// full. False once the client is gone.
     pub async fn send(&self, text: impl Into<Outbound>) -> bool {
-        self.outbound.send(text.into()).await.is_ok()
+        self.outbound.send_control(text.into()).await
     }
 
-    /// Sends an event of the contract.
+    /// Sends an event of the contract on the control lane.
     pub async fn notify<E: Event>(&self, params: &E::Params) -> bool {
         match serde_json::to_string(&Notification::new(E::NAME, params)) {
             Ok(text) => self.send(text).await,
@@ -32,5 +32,22 @@ impl Client {
                 true
             }
         }
+    }
+
+    /// Queues a batch of the query stream `stream` on the data lane; waits
+    /// while that stream (or the lane) is full.
+    pub async fn send_rows(&self, stream: u64, batch: Outbound) -> bool {
+        self.outbound.send_data(stream, batch).await
+    }
+
+    /// Waits until every batch of `stream` is in the transport's hands: a
+    /// message sent after this never overtakes them.
+    pub async fn rows_flushed(&self, stream: u64) {
+        self.outbound.flushed(stream).await
+    }
+
+    /// Drops the batches of `stream` not yet handed to the transport.
+    pub fn discard_rows(&self, stream: u64) -> usize {
+        self.outbound.discard(stream)
     }
 }

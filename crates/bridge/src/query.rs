@@ -6,18 +6,24 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dbbridge_db::{ColumnInfo, DbErrorKind, QueryOptions, QueryStream, StreamItem};
-use dbbridge_protocol::events::QueryDone;
-use dbbridge_protocol::query::{QueryDoneEvent, QueryStatus, ResultSummary};
+use dbbridge_protocol::events::{QueryDone, QueryPaused};
+use dbbridge_protocol::query::{QueryDoneEvent, QueryPausedEvent, QueryStatus, ResultSummary};
 use dbbridge_protocol::{ErrorCode, RpcError};
 use tokio::sync::oneshot;
 use tokio::time::sleep_until;
-use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::errors::db_error;
 use crate::session::{QueryControl, Session, SessionManager};
 use crate::shutdown::Shutdown;
 use crate::transport::Outbound;
+
+/// How a query's delivery is bounded: `timeoutMs` and `window`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Flow {
+    pub timeout: Option<Duration>,
+    pub window: Option<u64>,
+}
 
 /// Starts `sql` on the session. Answers with the query id at once; the events
 /// follow once `replied` fires (the answer is on its way to the client).
@@ -27,10 +33,11 @@ pub fn start(
     session: Arc<Session>,
     sql: String,
     options: QueryOptions,
-    timeout: Option<Duration>,
+    flow: Flow,
     replied: oneshot::Receiver<()>,
 ) -> Result<String, RpcError> {
-    let control = Arc::new(QueryControl::new(crate::ids::new_id("q")));
+    let Flow { timeout, window } = flow;
+    let control = Arc::new(QueryControl::new(crate::ids::new_id("q"), window));
     session.claim(control.clone())?;
     let stream = match session.connection.run(sql, options) {
         Ok(stream) => stream,
@@ -71,14 +78,10 @@ async fn drive(
     timeout: Option<Duration>,
 ) {
     let started = Instant::now();
-    let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
-    let never = CancellationToken::new();
-    let timed_out = async {
-        match deadline {
-            Some(d) => sleep_until(d).await,
-            None => never.cancelled().await,
-        }
-    };
+    // Without a timeout, a deadline that never comes (a century away).
+    let deadline =
+        tokio::time::Instant::now() + timeout.unwrap_or(Duration::from_secs(100 * 365 * 24 * 3600));
+    let timed_out = sleep_until(deadline);
     tokio::pin!(timed_out);
 
     let mut results: Vec<ResultSummary> = Vec::new();
@@ -116,6 +119,26 @@ async fn drive(
                 open_result = true;
                 pending_columns = Some(columns);
                 batch_index = 0;
+                continue;
+            }
+            Ok(StreamItem::Rows {
+                result_index,
+                batch,
+            }) if control.window.is_some() => {
+                let columns = pending_columns.take();
+                let sent = send_windowed(
+                    session,
+                    control,
+                    (result_index, &mut batch_index),
+                    columns,
+                    batch,
+                    timed_out.as_mut(),
+                )
+                .await;
+                if let Err(why) = sent {
+                    stop = Some(why);
+                    stream.cancel.cancel();
+                }
                 continue;
             }
             Ok(StreamItem::Rows {
@@ -166,7 +189,7 @@ async fn drive(
             biased;
             _ = control.cancel_requested() => Err(Stop::Cancelled),
             _ = &mut timed_out => Err(Stop::Timeout),
-            ok = session.client.send(text) => if ok { Ok(()) } else { Err(Stop::ClientGone) },
+            ok = session.client.send_rows(control.stream, text) => if ok { Ok(()) } else { Err(Stop::ClientGone) },
         };
         if let Err(why) = sent {
             stop = Some(why);
@@ -211,10 +234,20 @@ async fn drive(
         error,
     };
     tracing::info!(status = ?status, duration_ms = done.duration_ms, "query ended");
+    // A stopped query's batches still waiting are dropped (the done says
+    // why the rows end early); then query.done waits for the rest to be in
+    // the transport's hands, so it never overtakes them.
+    if stop.is_some() {
+        session.client.discard_rows(control.stream);
+    }
     // Free the session before telling the client, so its next query.run is never refused.
     session.release(&control.query_id);
     if stop != Some(Stop::ClientGone) {
-        let notify = session.client.notify::<QueryDone>(&done);
+        let client = &session.client;
+        let notify = async move {
+            client.rows_flushed(control.stream).await;
+            client.notify::<QueryDone>(&done).await
+        };
         if session.closed.is_cancelled() {
             // The session is closing (shutdown, idle, client request): do not let
             // a client that stopped reading hold the close up.
@@ -228,6 +261,95 @@ async fn drive(
             notify.await;
         }
     }
+}
+
+/// Sends one batch of a windowed query: as much as its credit allows, cut
+/// at the window's edge; at the edge, one `query.paused` (after the rows
+/// sent), then a wait for `query.fetch` during which the stream is not
+/// read, so the engine's read stops behind its bounded channel.
+async fn send_windowed(
+    session: &Session,
+    control: &QueryControl,
+    (result_index, batch_index): (u32, &mut u32),
+    mut columns: Option<Vec<ColumnInfo>>,
+    batch: dbbridge_db::RowBatch,
+    mut timed_out: std::pin::Pin<&mut tokio::time::Sleep>,
+) -> Result<(), Stop> {
+    let Some(window) = &control.window else {
+        return Ok(());
+    };
+    let mut rest = Some(batch.json);
+    let mut rest_rows = batch.rows as u64;
+    while let Some(json) = rest.take() {
+        let n = window.take(rest_rows);
+        if n == 0 {
+            window.set_paused(true, rest_rows);
+            session.client.rows_flushed(control.stream).await;
+            session.touch();
+            let (_, rows_sent) = window.state();
+            session
+                .client
+                .notify::<QueryPaused>(&QueryPausedEvent {
+                    session_id: session.id.clone(),
+                    query_id: control.query_id.clone(),
+                    rows_sent,
+                })
+                .await;
+            tokio::select! {
+                biased;
+                _ = control.cancel_requested() => return Err(Stop::Cancelled),
+                _ = timed_out.as_mut() => return Err(Stop::Timeout),
+                _ = window.credit() => {}
+            }
+            window.set_paused(false, 0);
+            session.touch();
+            rest = Some(json);
+            continue;
+        }
+        let now = if n < rest_rows {
+            let (now, later) = split_batch(&json, n as usize);
+            rest = Some(later);
+            now
+        } else {
+            json
+        };
+        rest_rows -= n;
+        let text = result_event(
+            session,
+            control,
+            result_index,
+            *batch_index,
+            columns.take(),
+            now,
+        );
+        *batch_index += 1;
+        tokio::select! {
+            biased;
+            _ = control.cancel_requested() => return Err(Stop::Cancelled),
+            _ = timed_out.as_mut() => return Err(Stop::Timeout),
+            ok = session.client.send_rows(control.stream, text) => if !ok { return Err(Stop::ClientGone) },
+        }
+    }
+    Ok(())
+}
+
+/// A batch's JSON text cut after its first `n` rows (only at a window's edge).
+fn split_batch(json: &str, n: usize) -> (String, String) {
+    let rows: Vec<&serde_json::value::RawValue> = serde_json::from_str(json).unwrap_or_default();
+    let join = |rows: &[&serde_json::value::RawValue]| {
+        let mut out = String::with_capacity(json.len());
+        out.push('[');
+        for (i, row) in rows.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(row.get());
+        }
+        out.push(']');
+        out
+    };
+    let n = n.min(rows.len());
+    (join(&rows[..n]), join(&rows[n..]))
 }
 
 /// The `query.result` notification, built around the batch's JSON text so the

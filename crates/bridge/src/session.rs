@@ -114,6 +114,11 @@ impl Session {
     }
 
     fn info(&self) -> SessionInfo {
+        let running = self.running();
+        let window = running
+            .as_ref()
+            .and_then(|q| q.window.as_ref())
+            .map(Window::state);
         let last =
             self.opened_at + Duration::from_millis(self.last_activity_ms.load(Ordering::SeqCst));
         SessionInfo {
@@ -122,7 +127,10 @@ impl Session {
             database: self.connection.database().to_string(),
             opened_at: self.opened_at.format(&Rfc3339).unwrap_or_default(),
             last_activity_at: last.format(&Rfc3339).unwrap_or_default(),
-            running_query_id: self.running().map(|q| q.query_id.clone()),
+            running_query_id: running.as_ref().map(|q| q.query_id.clone()),
+            query_state: window
+                .map(|(paused, _)| if paused { "paused" } else { "running" }.to_string()),
+            rows_sent: window.map(|(_, sent)| sent),
             in_transaction: self.connection.in_transaction(),
         }
     }
@@ -326,31 +334,118 @@ impl SessionManager {
                 }
                 _ = tokio::time::sleep(wait) => {}
             }
-            if session.running().is_none() && session.idle_for() >= session.idle_timeout {
+            // A running query is activity; a paused one is not (its pause
+            // touched the session when it began).
+            let busy = session
+                .running()
+                .is_some_and(|q| q.window.as_ref().is_none_or(|w| !w.state().0));
+            if !busy && session.idle_for() >= session.idle_timeout {
                 self.close(&session.id, Some(SessionClosedReason::Idle))
                     .await;
                 return;
             }
-            if session.running().is_some() {
-                // A running query is activity; look again after a full period.
+            if busy {
+                // Look again after a full period.
                 session.touch();
             }
         }
     }
 }
 
+/// A windowed query's credit: rows it may still send before it pauses.
+pub struct Window {
+    state: Mutex<WindowState>,
+    granted: tokio::sync::Notify,
+}
+
+#[derive(Default, Clone, Copy)]
+struct WindowState {
+    credit: u64,
+    rows_sent: u64,
+    /// Rows read and held in the bridge while paused.
+    buffered: u64,
+    paused: bool,
+}
+
+impl Window {
+    pub fn new(rows: u64) -> Window {
+        Window {
+            state: Mutex::new(WindowState {
+                credit: rows,
+                ..WindowState::default()
+            }),
+            granted: tokio::sync::Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, WindowState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes up to `want` rows of credit (counted as sent); how many.
+    pub fn take(&self, want: u64) -> u64 {
+        let mut state = self.lock();
+        let n = want.min(state.credit);
+        state.credit -= n;
+        state.rows_sent += n;
+        n
+    }
+
+    /// Adds `rows` of credit; the credit now and the rows buffered.
+    pub fn grant(&self, rows: u64) -> (u64, u64) {
+        let (credit, buffered) = {
+            let mut state = self.lock();
+            state.credit = state.credit.saturating_add(rows);
+            (state.credit, state.buffered)
+        };
+        self.granted.notify_one();
+        (credit, buffered)
+    }
+
+    /// Marks the query paused with `buffered` rows held, or running again.
+    pub fn set_paused(&self, paused: bool, buffered: u64) {
+        let mut state = self.lock();
+        state.paused = paused;
+        state.buffered = buffered;
+    }
+
+    /// Waits until there is credit.
+    pub async fn credit(&self) {
+        loop {
+            let granted = self.granted.notified();
+            if self.lock().credit > 0 {
+                return;
+            }
+            granted.await;
+        }
+    }
+
+    /// (paused, rows sent).
+    pub fn state(&self) -> (bool, u64) {
+        let state = self.lock();
+        (state.paused, state.rows_sent)
+    }
+}
+
 /// The control surface of one running query.
 pub struct QueryControl {
     pub query_id: String,
+    /// The query's stream on its client's data lane.
+    pub stream: u64,
+    /// The query's flow control, when it was started with a `window`.
+    pub window: Option<Window>,
     cancel_requested: CancellationToken,
     /// Cancelled once `query.done` has been queued.
     pub finished: CancellationToken,
 }
 
 impl QueryControl {
-    pub fn new(query_id: String) -> QueryControl {
+    pub fn new(query_id: String, window: Option<u64>) -> QueryControl {
+        static NEXT_STREAM: AtomicU64 = AtomicU64::new(1);
         QueryControl {
             query_id,
+            stream: NEXT_STREAM.fetch_add(1, Ordering::Relaxed),
+            window: window.map(Window::new),
             cancel_requested: CancellationToken::new(),
             finished: CancellationToken::new(),
         }

@@ -41,6 +41,10 @@ pub struct QueryOptions {
     pub max_rows: Option<u64>,
     /// Positional parameters, bound to every statement that has placeholders.
     pub params: Vec<serde_json::Value>,
+    /// The consumer may pause for a long time (a `window`): read so that a
+    /// pause holds nothing open on the server that its timeouts end (on
+    /// Postgres a cursor, whose transaction does not count as idle).
+    pub windowed: bool,
 }
 
 impl Default for QueryOptions {
@@ -49,6 +53,7 @@ impl Default for QueryOptions {
             batch_size: batch::DEFAULT_BATCH_SIZE,
             max_rows: None,
             params: Vec::new(),
+            windowed: false,
         }
     }
 }

@@ -103,6 +103,7 @@ contract! {
         SessionList = "session.list" (Empty) -> Vec<SessionInfo>, "List open sessions.";
         QueryRun = "query.run" (QueryRunParams) -> QueryRunResult, "Start a query; answered at once, results follow as query.result / query.done events.";
         QueryCancel = "query.cancel" (SessionIdParams) -> CancelResult, "Cancel the session's running query.";
+        QueryFetch = "query.fetch" (QueryFetchParams) -> QueryFetchResult, "Grant a windowed query more rows; answered at once.";
         MetadataListSchemas = "metadata.listSchemas" (SessionIdParams) -> Vec<SchemaInfo>, "List schemas (SQLite: main and attached databases).";
         MetadataListTables = "metadata.listTables" (ListTablesParams) -> Vec<TableInfo>, "List tables and views, optionally of one schema.";
         MetadataDescribeTable = "metadata.describeTable" (DescribeTableParams) -> TableDescription, "Describe a table: columns, primary key, foreign keys, indexes.";
@@ -126,6 +127,7 @@ contract! {
         SessionClosed = "session.closed" (SessionClosedEvent), "A session was closed by the bridge (idle, connection lost, shutdown).";
         QueryResultBatch = "query.result" (QueryResultEvent), "One batch of rows of one result set.";
         QueryDone = "query.done" (QueryDoneEvent), "The last event of a query.";
+        QueryPaused = "query.paused" (QueryPausedEvent), "A windowed query used its window up; query.fetch resumes it.";
         BackupProgress = "backup.progress" (BackupProgressEvent), "Progress of a backup job.";
         BackupDone = "backup.done" (BackupDoneEvent), "A backup job finished.";
         RestoreProgress = "backup.restore.progress" (RestoreProgressEvent), "Progress of a restore job.";

@@ -34,6 +34,46 @@ pub struct QueryRunParams {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(type = "number", optional)]
     pub timeout_ms: Option<u64>,
+    /// The most rows the bridge may send before the client asks for more
+    /// with `query.fetch`. At the window's edge the query pauses (one
+    /// `query.paused`), its read stopped; without `window` it streams to
+    /// the end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(type = "number", optional)]
+    pub window: Option<u64>,
+}
+
+/// `query.fetch`: grant a windowed query `rows` more rows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QueryFetchParams {
+    pub session_id: String,
+    pub query_id: String,
+    #[ts(type = "number")]
+    pub rows: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QueryFetchResult {
+    /// Rows the query may now send before it pauses again (this grant and
+    /// any left of earlier ones).
+    #[ts(type = "number")]
+    pub granted: u64,
+    /// Rows read from the database and held by the bridge, waiting to be sent.
+    #[ts(type = "number")]
+    pub buffered: u64,
+}
+
+/// `query.paused`: a windowed query used its window up and waits for `query.fetch`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QueryPausedEvent {
+    pub session_id: String,
+    pub query_id: String,
+    /// Rows sent so far, over all result sets.
+    #[ts(type = "number")]
+    pub rows_sent: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]

@@ -42,6 +42,15 @@ pub struct SessionInfo {
     /// RFC 3339 UTC.
     pub last_activity_at: String,
     pub running_query_id: Option<String>,
+    /// The running query's state when it has a window: `running`, or
+    /// `paused` (waiting for `query.fetch`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub query_state: Option<String>,
+    /// Rows the running query has sent, when it has a window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(type = "number", optional)]
+    pub rows_sent: Option<u64>,
     /// Whether a transaction is open on the session's connection, where the engine tells.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]

@@ -8,12 +8,12 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::transport::memory::MemoryClient;
-use crate::transport::{Inbound, Outbound};
+use crate::transport::{Inbound, OutboundReceiver};
 
 /// A minimal front end on the in-memory transport.
 pub struct DemoClient {
     tx: mpsc::Sender<Inbound>,
-    rx: mpsc::Receiver<Outbound>,
+    rx: OutboundReceiver,
     next_id: i64,
     events: VecDeque<Value>,
 }
@@ -98,10 +98,18 @@ impl DemoClient {
     }
 
     /// Waits for the query's `query.done`, handing each `query.result` to `on_batch`.
-    pub async fn wait_done(
+    pub async fn wait_done(&mut self, query: &str, on_batch: impl FnMut(&Value)) -> Result<Value> {
+        let done = self.until(query, on_batch, &["query.done"]).await?;
+        Ok(done["params"].clone())
+    }
+
+    /// Waits for one of the query's events named in `ends` (the whole
+    /// event), handing each `query.result` before it to `on_batch`.
+    pub async fn until(
         &mut self,
         query: &str,
         mut on_batch: impl FnMut(&Value),
+        ends: &[&str],
     ) -> Result<Value> {
         loop {
             let ev = match self.events.pop_front() {
@@ -113,7 +121,7 @@ impl DemoClient {
             }
             match ev["method"].as_str() {
                 Some("query.result") => on_batch(&ev["params"]),
-                Some("query.done") => return Ok(ev["params"].clone()),
+                Some(method) if ends.contains(&method) => return Ok(ev),
                 _ => {}
             }
         }

@@ -1,5 +1,6 @@
-//! The demo's jobs: an export of the big join to CSV, a backup of the
-//! store and its restore into a copy, each with its progress drawn.
+//! The demo's longer steps: paging through the big join with a window, an
+//! export of it to CSV, a backup of the store and its restore into a copy,
+//! each job with its progress drawn.
 #![allow(clippy::print_stdout)]
 
 use std::time::Instant;
@@ -9,6 +10,52 @@ use serde_json::{Value, json};
 
 use super::client::DemoClient;
 use super::{draw_percent, draw_progress};
+
+/// Pages through `sql` as a grid would: a window of 100 rows, one
+/// `query.fetch` of 100 more, then a cancel.
+pub async fn paging(c: &mut DemoClient, session: &str, sql: &str) -> Result<()> {
+    println!("\nquery.run        the same join with window 100, as a grid shows its first page");
+    let started = c
+        .call(
+            "query.run",
+            json!({"sessionId": session, "sql": sql, "window": 100}),
+        )
+        .await?;
+    let query = started["queryId"].as_str().context("query id")?.to_string();
+    let mut rows = 0usize;
+    let mut count = |batch: &Value| rows += batch["rows"].as_array().map_or(0, Vec::len);
+    let paused = c
+        .until(&query, &mut count, &["query.paused", "query.done"])
+        .await?;
+    println!(
+        "{:<16} after {} rows (the read waits, holding nothing)",
+        paused["method"].as_str().unwrap_or(""),
+        paused["params"]["rowsSent"]
+    );
+    let granted = c
+        .call(
+            "query.fetch",
+            json!({"sessionId": session, "queryId": query, "rows": 100}),
+        )
+        .await?;
+    let paused = c
+        .until(&query, &mut count, &["query.paused", "query.done"])
+        .await?;
+    println!(
+        "query.fetch      100 more (granted {}) → {} after {} rows",
+        granted["granted"],
+        paused["method"].as_str().unwrap_or(""),
+        paused["params"]["rowsSent"]
+    );
+    c.call("query.cancel", json!({"sessionId": session}))
+        .await?;
+    let done = c.wait_done(&query, &mut count).await?;
+    println!(
+        "query.cancel     → query.done {}; {rows} rows shown in all",
+        done["status"].as_str().unwrap_or("")
+    );
+    Ok(())
+}
 
 /// Exports `sql` to CSV beside the store as a job on its own connection,
 /// drawing its progress, prints the file's size, then removes the file.

@@ -204,6 +204,8 @@ pub async fn run(args: DemoArgs, config: BridgeConfig) -> Result<()> {
         println!("first row        {first}");
     }
 
+    jobs::paging(&mut c, &session, sql).await?;
+
     println!("\nquery.run        an endless recursive query, cancelled after 400 ms");
     let q = c.start(&session, "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n) SELECT count(*) FROM n").await?;
     tokio::time::sleep(Duration::from_millis(400)).await;

@@ -1,11 +1,13 @@
-//! `query.run`, `query.cancel`.
+//! `query.run`, `query.cancel`, `query.fetch`.
 
 use std::time::Duration;
 
 use dbbridge_db::QueryOptions;
 use dbbridge_db::batch::DEFAULT_BATCH_SIZE;
-use dbbridge_protocol::methods::{QueryCancel, QueryRun};
-use dbbridge_protocol::query::{QueryRunParams, QueryRunResult};
+use dbbridge_protocol::methods::{QueryCancel, QueryFetch, QueryRun};
+use dbbridge_protocol::query::{
+    QueryFetchParams, QueryFetchResult, QueryRunParams, QueryRunResult,
+};
 use dbbridge_protocol::session::SessionIdParams;
 use dbbridge_protocol::{CancelResult, ErrorCode, RpcError};
 
@@ -18,7 +20,8 @@ const MAX_BATCH_SIZE: u32 = 100_000;
 pub fn register(router: &mut Router) {
     router
         .add::<QueryRun, _, _>(run)
-        .add::<QueryCancel, _, _>(cancel);
+        .add::<QueryCancel, _, _>(cancel)
+        .add::<QueryFetch, _, _>(fetch);
 }
 
 async fn run(ctx: RequestCtx, params: QueryRunParams) -> Result<QueryRunResult, RpcError> {
@@ -36,10 +39,17 @@ async fn run(ctx: RequestCtx, params: QueryRunParams) -> Result<QueryRunResult, 
         return Err(RpcError::new(ErrorCode::InvalidParams, "sql is empty")
             .with_details(serde_json::json!({ "field": "sql" })));
     }
+    if params.window == Some(0) {
+        return Err(
+            RpcError::new(ErrorCode::InvalidParams, "window must be at least 1")
+                .with_details(serde_json::json!({ "field": "window" })),
+        );
+    }
     let options = QueryOptions {
         batch_size: batch_size as usize,
         max_rows: params.max_rows,
         params: params.params.unwrap_or_default(),
+        windowed: params.window.is_some(),
     };
     let query_id = crate::query::start(
         &ctx.bridge.sessions,
@@ -47,7 +57,10 @@ async fn run(ctx: RequestCtx, params: QueryRunParams) -> Result<QueryRunResult, 
         session,
         params.sql,
         options,
-        params.timeout_ms.map(Duration::from_millis),
+        crate::query::Flow {
+            timeout: params.timeout_ms.map(Duration::from_millis),
+            window: params.window,
+        },
         ctx.on_reply(),
     )?;
     Ok(QueryRunResult { query_id })
@@ -65,4 +78,38 @@ async fn cancel(ctx: RequestCtx, params: SessionIdParams) -> Result<CancelResult
             None => false,
         },
     })
+}
+
+async fn fetch(ctx: RequestCtx, params: QueryFetchParams) -> Result<QueryFetchResult, RpcError> {
+    let session = ctx.bridge.sessions.get(&params.session_id, &ctx.client)?;
+    session.touch();
+    let not_running = || {
+        RpcError::new(
+            ErrorCode::InvalidParams,
+            format!(
+                "query {} is not running on session {}",
+                params.query_id, params.session_id
+            ),
+        )
+        .with_details(serde_json::json!({ "field": "queryId" }))
+    };
+    let query = session
+        .running()
+        .filter(|q| q.query_id == params.query_id)
+        .ok_or_else(not_running)?;
+    let window = query.window.as_ref().ok_or_else(|| {
+        RpcError::new(
+            ErrorCode::InvalidParams,
+            "the query was started without a window; it streams to the end on its own",
+        )
+        .with_details(serde_json::json!({ "field": "queryId" }))
+    })?;
+    if params.rows == 0 {
+        return Err(
+            RpcError::new(ErrorCode::InvalidParams, "rows must be at least 1")
+                .with_details(serde_json::json!({ "field": "rows" })),
+        );
+    }
+    let (granted, buffered) = window.grant(params.rows);
+    Ok(QueryFetchResult { granted, buffered })
 }

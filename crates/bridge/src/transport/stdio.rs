@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, BufReader};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Connection, INBOUND_QUEUE, Inbound, OUTBOUND_QUEUE, Outbound};
+use super::{Connection, INBOUND_QUEUE, Inbound, Outbound, OutboundReceiver, outbound};
 
 /// How many queued messages one `writev` may carry (4 slices each, well
 /// under the system's 1024).
@@ -80,7 +80,7 @@ pub fn start(max_message_bytes: usize) -> std::io::Result<(Connection, Writer)> 
     let stdout = std::fs::File::from(std::io::stdout().as_fd().try_clone_to_owned()?);
     grow_pipe(&stdout);
     let (in_tx, in_rx) = mpsc::channel(INBOUND_QUEUE);
-    let (out_tx, out_rx) = mpsc::channel(OUTBOUND_QUEUE);
+    let (out_tx, out_rx) = outbound::channel();
     let (done_tx, done) = oneshot::channel();
     let written = Arc::new(AtomicU64::new(0));
     tokio::spawn(read_lines(stdin, in_tx, max_message_bytes));
@@ -163,14 +163,14 @@ fn frame(mut bytes: Vec<u8>) -> Inbound {
 
 /// Writes messages, each followed by a newline, until every sender is gone
 /// or the writer fails (the reader has gone away).
-fn write_lines<W: Write>(mut out: W, mut rx: mpsc::Receiver<Outbound>, written: &AtomicU64) {
+fn write_lines<W: Write>(mut out: W, mut rx: OutboundReceiver, written: &AtomicU64) {
     let mut pending: Vec<Outbound> = Vec::with_capacity(MESSAGES_PER_WRITE);
     while let Some(first) = rx.blocking_recv() {
         pending.push(first);
         while pending.len() < MESSAGES_PER_WRITE {
             match rx.try_recv() {
-                Ok(msg) => pending.push(msg),
-                Err(_) => break,
+                Some(msg) => pending.push(msg),
+                None => break,
             }
         }
         let mut slices: Vec<IoSlice<'_>> = pending
@@ -254,7 +254,7 @@ mod tests {
     #[test]
     fn messages_in_parts_come_out_whole_one_per_line_through_short_writes() {
         for step in [1, 3, 7, 64, 1 << 20] {
-            let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
+            let (tx, rx) = outbound::channel();
             let mut expected = String::new();
             let writer = std::thread::spawn(move || {
                 let mut out = Trickle {
@@ -280,7 +280,7 @@ mod tests {
                 };
                 expected.push_str(&msg.parts().concat());
                 expected.push('\n');
-                tx.blocking_send(msg).unwrap();
+                assert!(futures::executor::block_on(tx.send_control(msg)));
             }
             drop(tx);
             let written = writer.join().unwrap();
@@ -299,11 +299,15 @@ mod tests {
                 Ok(())
             }
         }
-        let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
-        tx.blocking_send(Outbound::from("{}".to_string())).unwrap();
+        let (tx, rx) = outbound::channel();
+        assert!(futures::executor::block_on(
+            tx.send_control(Outbound::from("{}".to_string()))
+        ));
         let writer = std::thread::spawn(move || write_lines(Broken, rx, &AtomicU64::new(0)));
         writer.join().unwrap();
         // The receiver is gone with the thread: senders learn it.
-        assert!(tx.blocking_send(Outbound::from("{}".to_string())).is_err());
+        assert!(!futures::executor::block_on(
+            tx.send_control(Outbound::from("{}".to_string()))
+        ));
     }
 }

@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{Connection, INBOUND_QUEUE, Inbound, OUTBOUND_QUEUE, Outbound};
+use super::{Connection, INBOUND_QUEUE, Inbound, outbound};
 
 /// Called once per accepted client with its connection; it serves it.
 pub type OnConnection = Arc<dyn Fn(Connection) + Send + Sync>;
@@ -107,7 +107,7 @@ fn authorize(
 
 async fn serve_socket(socket: WebSocket, state: Arc<WsState>) {
     let (in_tx, in_rx) = mpsc::channel(INBOUND_QUEUE);
-    let (out_tx, mut out_rx) = mpsc::channel::<Outbound>(OUTBOUND_QUEUE);
+    let (out_tx, mut out_rx) = outbound::channel();
     (state.on_connection)(Connection {
         receiver: in_rx,
         sender: out_tx,

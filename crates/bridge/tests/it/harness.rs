@@ -32,6 +32,7 @@ pub struct Bridge {
     pub stderr: Arc<Mutex<String>>,
     pub non_json_lines: Arc<Mutex<Vec<String>>>,
     paused: Arc<AtomicBool>,
+    drop_rows: Arc<AtomicBool>,
 }
 
 #[derive(Default)]
@@ -104,6 +105,7 @@ impl Bridge {
             stderr,
             non_json_lines: Arc::new(Mutex::new(Vec::new())),
             paused: Arc::new(AtomicBool::new(false)),
+            drop_rows: Arc::new(AtomicBool::new(false)),
         };
         if !options.defer_reading {
             bridge.start_reading();
@@ -118,6 +120,7 @@ impl Bridge {
         };
         let (tx, rx) = mpsc::channel();
         let paused = self.paused.clone();
+        let drop_rows = self.drop_rows.clone();
         std::thread::spawn(move || {
             let mut reader = BufReader::with_capacity(64 << 10, stdout);
             let mut line = String::new();
@@ -129,6 +132,11 @@ impl Bridge {
                 match reader.read_line(&mut line) {
                     Ok(0) | Err(_) => break,
                     Ok(_) => {
+                        if drop_rows.load(Ordering::SeqCst)
+                            && line.starts_with(r#"{"jsonrpc":"2.0","method":"query.result""#)
+                        {
+                            continue;
+                        }
                         if tx.send(line.trim_end_matches('\n').to_string()).is_err() {
                             break;
                         }
@@ -143,6 +151,12 @@ impl Bridge {
     /// finishes the line it is in).
     pub fn pause_reading(&self) {
         self.paused.store(true, Ordering::SeqCst);
+    }
+
+    /// Has the reader thread drop `query.result` lines unparsed, as a front
+    /// end that keeps up would: what is measured is then the bridge.
+    pub fn drop_rows(&self, on: bool) {
+        self.drop_rows.store(on, Ordering::SeqCst);
     }
 
     pub fn resume_reading(&self) {

@@ -13,6 +13,7 @@ mod harness;
 mod logging;
 mod mysql;
 mod mysql_client;
+mod paging;
 mod postgres;
 mod postgres_metadata;
 mod postgres_query;

@@ -27,16 +27,17 @@ fn health_ping_reports_real_figures() {
 }
 
 #[test]
-fn unknown_method_and_unsupported_method() {
+fn unknown_method_and_a_job_that_is_not_running() {
     let mut b = Bridge::start();
     assert_eq!(
         b.err("no.such.method", json!({}))["code"],
         "METHOD_NOT_FOUND"
     );
-    // A method of the contract whose issue has not landed answers NOT_SUPPORTED.
+    // Every method of the contract has landed; a cancel of a job that is
+    // not running says so.
     assert_eq!(
-        b.err("export.cancel", json!({"exportId": "x_1"}))["code"],
-        "NOT_SUPPORTED"
+        b.ok("export.cancel", json!({"exportId": "x_1"}))["cancelled"],
+        false
     );
 }
 

@@ -14,6 +14,13 @@
 //!   one is open, otherwise inside a transaction of its own (as psql's
 //!   `FETCH_COUNT` does). Each `FETCH` asks for about 2 MiB of rows, and
 //!   `maxRows` simply stops fetching.
+//! - A windowed query (`query.run`'s `window`, which may pause between pages
+//!   for as long as its user likes) also takes the cursor. In a transaction
+//!   of its own it lifts `idle_in_transaction_session_timeout` and
+//!   `statement_timeout` for that transaction only (`SET LOCAL`), so a pause
+//!   survives a role's timeouts; the pause costs the server an open
+//!   transaction: its snapshot holds back VACUUM and its locks hold back DDL
+//!   on the tables read. In the caller's own transaction nothing is changed.
 //! - Anything else (DDL, DML with or without `RETURNING`, `SHOW`, `EXPLAIN`,
 //!   `CALL`) is one protocol read, which pauses when the consumer does (the
 //!   socket is not read while the stream's channel is full).
@@ -400,7 +407,7 @@ impl Runner<'_> {
         drop(described);
         if columns.is_empty() {
             self.simple(&bound.sql, None, &sender).await
-        } else if stmt.cursor_safe() && self.options.max_rows.is_none() {
+        } else if stmt.cursor_safe() && self.options.max_rows.is_none() && !self.options.windowed {
             self.copy(&bound.sql, columns, &sender).await
         } else if stmt.cursor_safe() {
             self.cursor(&bound.sql, columns, &sender).await
@@ -559,7 +566,19 @@ impl Runner<'_> {
             "dbbridge_cursor_{}",
             self.shared.cursor_seq.fetch_add(1, Ordering::SeqCst)
         );
-        if own_transaction {
+        if own_transaction && self.options.windowed {
+            // A windowed read may pause for as long as its user looks at the
+            // first page. Its own transaction then sits idle, and a FETCH
+            // whose rows wait in the socket stays active: the role's
+            // idle-in-transaction and statement timeouts would end either.
+            // Both are lifted for this transaction only.
+            self.client()
+                .batch_execute(
+                    "BEGIN; SET LOCAL idle_in_transaction_session_timeout = 0; SET LOCAL statement_timeout = 0",
+                )
+                .await
+                .map_err(failed)?;
+        } else if own_transaction {
             self.client().batch_execute("BEGIN").await.map_err(failed)?;
         }
         let read = self.fetch_all(sql, &name, described, sender).await;

@@ -12,23 +12,62 @@ use super::cell::{self, Cell};
 use super::options::{Binary, ExportOptions};
 use super::{FormatWriter, WriteResult};
 
-/// A file that counts what is written to it.
+/// A file that counts what is written to it, and has the disk write it
+/// back as it goes: every `SYNC_EVERY` bytes a thread of its own syncs what
+/// is written so far, so the sync before the rename has little left to do
+/// and the writing never waits for the disk.
 pub struct Counted {
     inner: BufWriter<File>,
     pub written: u64,
+    synced_at: u64,
+    syncer: Option<Syncer>,
+}
+
+const SYNC_EVERY: u64 = 32 * 1024 * 1024;
+
+struct Syncer {
+    ask: std::sync::mpsc::SyncSender<()>,
+    thread: std::thread::JoinHandle<std::io::Result<()>>,
+}
+
+impl Syncer {
+    fn start(file: &File) -> Option<Syncer> {
+        let file = file.try_clone().ok()?;
+        let (ask, asked) = std::sync::mpsc::sync_channel::<()>(1);
+        let thread = std::thread::Builder::new()
+            .name("dbbridge-export-sync".into())
+            .spawn(move || {
+                while asked.recv().is_ok() {
+                    file.sync_data()?;
+                }
+                Ok(())
+            })
+            .ok()?;
+        Some(Syncer { ask, thread })
+    }
 }
 
 impl Counted {
     pub fn new(file: File) -> Counted {
+        let syncer = Syncer::start(&file);
         Counted {
             inner: BufWriter::with_capacity(256 * 1024, file),
             written: 0,
+            synced_at: 0,
+            syncer,
         }
     }
 
     pub fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         self.inner.write_all(bytes)?;
         self.written += bytes.len() as u64;
+        if self.written - self.synced_at >= SYNC_EVERY {
+            self.synced_at = self.written;
+            if let Some(syncer) = &self.syncer {
+                // Busy syncing: the next round takes this part too.
+                let _ = syncer.ask.try_send(());
+            }
+        }
         Ok(())
     }
 
@@ -36,6 +75,12 @@ impl Counted {
     /// puts it in place, so a crash never leaves a short file there).
     pub fn finish(self) -> std::io::Result<()> {
         let file = self.inner.into_inner().map_err(|e| e.into_error())?;
+        if let Some(Syncer { ask, thread }) = self.syncer {
+            drop(ask);
+            thread
+                .join()
+                .map_err(|_| std::io::Error::other("the sync thread panicked"))??;
+        }
         file.sync_data()
     }
 }

@@ -99,6 +99,10 @@ struct ServeArgs {
     /// An Origin allowed to connect over WebSocket (repeatable).
     #[arg(long = "allow-origin")]
     allow_origin: Vec<String>,
+    /// A Host name (without port) allowed besides 127.0.0.1, [::1] and
+    /// localhost (repeatable): the DNS-rebinding guard.
+    #[arg(long = "allow-host")]
+    allow_host: Vec<String>,
     /// The largest message accepted, in bytes.
     #[arg(long, default_value_t = DEFAULT_MAX_MESSAGE_BYTES)]
     max_message_bytes: usize,
@@ -210,6 +214,7 @@ async fn serve(args: ServeArgs, config: BridgeConfig) -> Result<()> {
             let options = transport::ws::WsOptions {
                 token: token.clone(),
                 allowed_origins: args.allow_origin,
+                allowed_hosts: args.allow_host,
                 max_message_bytes: args.max_message_bytes,
             };
             let on_connection: transport::ws::OnConnection = {

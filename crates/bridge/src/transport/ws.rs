@@ -1,7 +1,8 @@
 //! WebSocket transport (axum): one JSON message per text frame, for front ends
-//! in development. Loopback by default; every client must present the launch
-//! token, and browser Origins must be on the allow-list, all checked before the
-//! upgrade.
+//! in development. Loopback by default; the Host header must name the
+//! loopback (or an `--allow-host` name: a DNS-rebinding guard, checked first),
+//! every client must present the launch token, and browser Origins must be
+//! on the allow-list, all checked before the upgrade.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -27,6 +28,8 @@ pub type OnConnection = Arc<dyn Fn(Connection) + Send + Sync>;
 pub struct WsOptions {
     pub token: String,
     pub allowed_origins: Vec<String>,
+    /// Host names allowed besides the loopback ones.
+    pub allowed_hosts: Vec<String>,
     pub max_message_bytes: usize,
 }
 
@@ -83,6 +86,15 @@ fn authorize(
     query: &HashMap<String, String>,
     headers: &HeaderMap,
 ) -> Result<(), (StatusCode, &'static str)> {
+    // DNS rebinding: a page on evil.example that resolves its name to
+    // 127.0.0.1 reaches this port with `Host: evil.example`.
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !host_allowed(host, &options.allowed_hosts) {
+        return Err((StatusCode::FORBIDDEN, "host not allowed"));
+    }
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -103,6 +115,22 @@ fn authorize(
         }
     }
     Ok(())
+}
+
+/// Whether a Host header (`name[:port]`, `[v6][:port]`) names the
+/// loopback or an allowed name.
+fn host_allowed(host: &str, allowed: &[String]) -> bool {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        match rest.split_once(']') {
+            Some((v6, port)) if port.is_empty() || port.starts_with(':') => return v6 == "::1",
+            _ => return false,
+        }
+    } else {
+        host.split_once(':').map_or(host, |(name, _)| name)
+    };
+    let name = name.to_ascii_lowercase();
+    matches!(name.as_str(), "127.0.0.1" | "localhost")
+        || allowed.iter().any(|a| a.eq_ignore_ascii_case(&name))
 }
 
 async fn serve_socket(socket: WebSocket, state: Arc<WsState>) {
@@ -155,5 +183,36 @@ async fn serve_socket(socket: WebSocket, state: Arc<WsState>) {
         .is_err()
     {
         abort.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_allowed;
+
+    #[test]
+    fn only_loopback_hosts_and_allowed_names() {
+        for ok in [
+            "127.0.0.1",
+            "127.0.0.1:8080",
+            "localhost:1",
+            "LOCALHOST",
+            "[::1]",
+            "[::1]:9",
+        ] {
+            assert!(host_allowed(ok, &[]), "{ok}");
+        }
+        for bad in [
+            "",
+            "evil.example",
+            "evil.example:80",
+            "127.0.0.1.evil.example",
+            "[::2]:1",
+            "[::1]x",
+            "localhost.evil",
+        ] {
+            assert!(!host_allowed(bad, &[]), "{bad}");
+        }
+        assert!(host_allowed("dev.box:3000", &["dev.box".to_string()]));
     }
 }

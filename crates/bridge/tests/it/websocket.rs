@@ -100,6 +100,30 @@ async fn refused_without_token_with_wrong_token_and_with_foreign_origin() {
 }
 
 #[tokio::test]
+async fn a_host_that_is_not_the_loopback_is_refused_before_the_token() {
+    let b = start(&["--allow-host", "dev.box"]);
+    // DNS rebinding: the right port under a foreign name. Refused even
+    // without a token (the Host is checked first).
+    for host in ["evil.example", "evil.example:80", "127.0.0.1.evil.example"] {
+        let mut req = b.url.clone().into_client_request().unwrap();
+        req.headers_mut().insert("Host", host.parse().unwrap());
+        assert_eq!(
+            status_of(tokio_tungstenite::connect_async(req).await),
+            403,
+            "{host}"
+        );
+    }
+    for host in ["localhost:1", "dev.box:3000"] {
+        let mut req = format!("{}/?token={}", b.url, b.token)
+            .into_client_request()
+            .unwrap();
+        req.headers_mut().insert("Host", host.parse().unwrap());
+        let reply = ping(&b.url, req).await;
+        assert_eq!(reply["result"]["ok"], true, "{host}: {reply}");
+    }
+}
+
+#[tokio::test]
 async fn served_with_the_right_token_by_query_or_bearer_and_allowed_origin() {
     let b = start(&[
         "--allow-origin",

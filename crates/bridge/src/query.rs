@@ -248,17 +248,19 @@ async fn drive(
             client.rows_flushed(control.stream).await;
             client.notify::<QueryDone>(&done).await
         };
-        if session.closed.is_cancelled() {
-            // The session is closing (shutdown, idle, client request): do not let
-            // a client that stopped reading hold the close up.
-            if tokio::time::timeout(Duration::from_secs(1), notify)
-                .await
-                .is_err()
-            {
-                tracing::warn!("query.done not delivered: the client is not reading");
+        tokio::pin!(notify);
+        tokio::select! {
+            _ = &mut notify => {}
+            _ = session.closed.cancelled() => {
+                // The session is closing (shutdown, idle, client request): do
+                // not let a client that stopped reading hold the close up.
+                if tokio::time::timeout(Duration::from_secs(1), &mut notify)
+                    .await
+                    .is_err()
+                {
+                    tracing::warn!("query.done not delivered: the client is not reading");
+                }
             }
-        } else {
-            notify.await;
         }
     }
 }

@@ -30,7 +30,11 @@ pub async fn serve_connection(bridge: Arc<Bridge>, router: Arc<Router>, connecti
         mut receiver,
         sender,
     } = connection;
-    let client = Client::new(bridge.next_client_id(), sender);
+    let client = Client::new(
+        bridge.next_client_id(),
+        sender,
+        bridge.shutdown.token.clone(),
+    );
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     tracing::info!(client = client.id, "client connected");
     loop {
@@ -51,7 +55,12 @@ pub async fn serve_connection(bridge: Arc<Bridge>, router: Arc<Router>, connecti
                 client.send(plain_error(error)).await;
             }
             Inbound::Text(text) => {
-                let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                // Waits for a free slot, but never past shutdown.
+                let permit = tokio::select! {
+                    permit = in_flight.clone().acquire_owned() => permit,
+                    _ = bridge.shutdown.token.cancelled() => break,
+                };
+                let Ok(permit) = permit else {
                     break;
                 };
                 let (bridge2, router2, client2) = (bridge.clone(), router.clone(), client.clone());

@@ -179,12 +179,6 @@ impl SessionManager {
         client: Client,
         idle_timeout: Option<Duration>,
     ) -> Result<Arc<Session>, RpcError> {
-        if self.shutdown.is_triggered() {
-            return Err(RpcError::new(
-                ErrorCode::ShuttingDown,
-                "the bridge is shutting down",
-            ));
-        }
         let session = Arc::new(Session {
             id: crate::ids::new_id("s"),
             connection,
@@ -197,10 +191,19 @@ impl SessionManager {
             running: Mutex::new(None),
             closed: CancellationToken::new(),
         });
-        self.sessions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(session.id.clone(), session.clone());
+        {
+            // The shutdown check and the insert under one lock: `close_all`
+            // runs after the trigger and takes this lock for its snapshot,
+            // so a session is either refused or closed by it, never missed.
+            let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+            if self.shutdown.is_triggered() {
+                return Err(RpcError::new(
+                    ErrorCode::ShuttingDown,
+                    "the bridge is shutting down",
+                ));
+            }
+            sessions.insert(session.id.clone(), session.clone());
+        }
         tracing::info!(sessionId = %session.id, kind = session.kind().as_str(), "session opened");
         let (manager, watched) = (self.clone(), session.clone());
         self.shutdown

@@ -47,8 +47,10 @@ async fn health_ping(ctx: RequestCtx, _: Empty) -> Result<HealthInfo, RpcError> 
 async fn shutdown(ctx: RequestCtx, _: Empty) -> Result<Empty, RpcError> {
     let replied = ctx.on_reply();
     let shutdown = ctx.bridge.shutdown.clone();
-    tokio::spawn(async move {
-        let _ = replied.await;
+    // Tracked like every task; it waits for the answer to be queued, but
+    // never past 2 s (a client that does not read must not keep the bridge up).
+    ctx.bridge.shutdown.tracker.spawn(async move {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), replied).await;
         shutdown.trigger("bridge.shutdown");
     });
     Ok(Empty {})

@@ -209,3 +209,56 @@ fn nothing_but_json_on_stdout() {
     // The log went to files, not stdout.
     assert!(b.logs().contains("handler panicked"));
 }
+
+#[test]
+fn a_client_that_stops_reading_does_not_hold_shutdown_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("big.db");
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE big (id INTEGER PRIMARY KEY, pad TEXT);
+             WITH RECURSIVE g(v) AS (SELECT 1 UNION ALL SELECT v + 1 FROM g WHERE v < 300000)
+             INSERT INTO big SELECT v, printf('%.100c', 'x') FROM g;",
+        )
+        .unwrap();
+    let mut b = Bridge::start();
+    let sessions: Vec<String> = (0..4)
+        .map(|_| b.open_sqlite(db.to_str().unwrap()))
+        .collect();
+    // The client stops reading mid-stream: one query fills the pipe and its
+    // lane; the others read to their end but cannot deliver, so their
+    // `query.done` waits on the client.
+    b.pause_reading();
+    b.send(
+        "query.run",
+        json!({"sessionId": sessions[0], "sql": "SELECT * FROM big"}),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    for s in &sessions[1..] {
+        b.send(
+            "query.run",
+            json!({"sessionId": s, "sql": "SELECT * FROM big LIMIT 800"}),
+        );
+    }
+    std::thread::sleep(Duration::from_millis(1000));
+    let asked = Instant::now();
+    let status = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(b.pid().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = b.wait_exit(Duration::from_secs(5));
+    assert!(exit.success(), "{exit:?}");
+    assert!(asked.elapsed() < Duration::from_secs(5));
+    // Every session was closed on the way out.
+    let logs = b.logs();
+    for s in &sessions {
+        assert!(
+            logs.lines()
+                .any(|l| l.contains("session closed") && l.contains(s.as_str())),
+            "session {s} not closed: {logs}"
+        );
+    }
+}

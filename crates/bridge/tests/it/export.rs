@@ -277,3 +277,70 @@ pub fn part_files(dir: &Path) -> Vec<String> {
         .filter(|n| n.ends_with(".part"))
         .collect()
 }
+
+/// JSON, JSON Lines and XLSX exports of `table` hold exactly what `select`
+/// gives through `query.run`; returns those columns and rows.
+pub fn check_readable_formats(
+    b: &mut Bridge,
+    session: &str,
+    table: &Value,
+    select: &str,
+    dir: &Path,
+) -> (Vec<Value>, Vec<Value>) {
+    let (columns, rows) = source_rows(b, session, select);
+    for (format, lines) in [("jsonl", true), ("json", false)] {
+        let path = dir.join(format!("every.{format}"));
+        export_ok(b, session, table.clone(), format, &path, json!({}));
+        check_json(&path, lines, &columns, &rows);
+    }
+    let xlsx = dir.join("every.xlsx");
+    export_ok(b, session, table.clone(), "xlsx", &xlsx, json!({}));
+    check_xlsx(&xlsx, &columns, &rows);
+    (columns, rows)
+}
+
+/// An export of a writing statement fails in the read-only snapshot and
+/// leaves no file; its done event.
+pub fn refuses_writes(b: &mut Bridge, session: &str, sql: &str, dir: &Path) -> Value {
+    let dest = dir.join("write.csv");
+    let (_, done) = run_export(b, session, json!({"sql": sql}), "csv", &dest, json!({}));
+    assert_eq!(done["status"], "failed", "{done}");
+    assert!(!dest.exists());
+    assert!(part_files(dir).is_empty());
+    done
+}
+
+/// A large export (`sql`, 1M rows) cancelled after its first progress
+/// event: meanwhile its session answers `probe`; afterwards there is no
+/// file and the session still works.
+pub fn cancel_mid_way(b: &mut Bridge, session: &str, sql: &str, format: &str, probe: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join(format!("big.{format}"));
+    let data = b.ok(
+        "export.start",
+        json!({"sessionId": session, "format": format, "destination": dest.to_str().unwrap(),
+               "source": {"sql": sql}}),
+    );
+    let id = data["exportId"].as_str().unwrap().to_string();
+    let first = b.event_where(std::time::Duration::from_secs(60), |e| {
+        e["params"]["exportId"] == id.as_str()
+    });
+    assert_eq!(first["method"], "export.progress", "{first}");
+    assert_eq!(b.query(session, probe, json!({})).status(), "completed");
+    assert_eq!(
+        b.ok("export.cancel", json!({"exportId": id}))["cancelled"],
+        true
+    );
+    let (_, done) = b.job_events("exportId", &id, "export.done");
+    assert_eq!(done["status"], "cancelled", "{done}");
+    assert!(!dest.exists());
+    assert!(part_files(dir.path()).is_empty());
+    assert_eq!(
+        b.ok("export.cancel", json!({"exportId": id}))["cancelled"],
+        false
+    );
+    assert_eq!(
+        b.query(session, "SELECT 1", json!({})).status(),
+        "completed"
+    );
+}

@@ -6,12 +6,11 @@
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use serde_json::json;
 
 use crate::export::{
-    bad_destinations, check_json, check_xlsx, export_ok, part_files, run_export, source_rows,
+    bad_destinations, cancel_mid_way, check_readable_formats, export_ok, refuses_writes,
 };
 use crate::harness::Bridge;
 use crate::mysql::client_ok;
@@ -133,37 +132,24 @@ fn every_format_round_trips_through_mariadbs_own_loaders() {
     client_with(&my, &fresh, None, Some(&sql));
     assert_eq!(checksum(&my, &fresh, QUOTED), source);
 
-    // JSON and JSON Lines match query.run row for row.
-    let (columns, rows) = source_rows(&mut b, &s, &format!("SELECT * FROM {QUOTED}"));
-    let jsonl = dir.path().join("every.jsonl");
-    export_ok(&mut b, &s, table.clone(), "jsonl", &jsonl, json!({}));
-    check_json(&jsonl, true, &columns, &rows);
-    let json_path = dir.path().join("every.json");
-    export_ok(&mut b, &s, table.clone(), "json", &json_path, json!({}));
-    check_json(&json_path, false, &columns, &rows);
-
-    // XLSX, read with calamine.
-    let xlsx = dir.path().join("every.xlsx");
-    export_ok(&mut b, &s, table.clone(), "xlsx", &xlsx, json!({}));
-    check_xlsx(&xlsx, &columns, &rows);
-
-    // The snapshot is read-only.
-    let dest = dir.path().join("write.csv");
-    let (_, done) = run_export(
+    // JSON, JSON Lines and XLSX match query.run; the snapshot is read-only.
+    check_readable_formats(
         &mut b,
         &s,
-        json!({"sql": format!("INSERT INTO {QUOTED} (id) VALUES (99)")}),
-        "csv",
-        &dest,
-        json!({}),
+        &table,
+        &format!("SELECT * FROM {QUOTED}"),
+        dir.path(),
     );
-    assert_eq!(done["status"], "failed", "{done}");
+    let done = refuses_writes(
+        &mut b,
+        &s,
+        &format!("INSERT INTO {QUOTED} (id) VALUES (99)"),
+        dir.path(),
+    );
     assert_eq!(
         done["error"]["details"]["errno"], 1792,
         "read-only transaction: {done}"
     );
-    assert!(!dest.exists());
-    assert!(part_files(dir.path()).is_empty());
     bad_destinations(&mut b, &s, table, dir.path());
 }
 
@@ -171,31 +157,13 @@ fn every_format_round_trips_through_mariadbs_own_loaders() {
 fn a_mariadb_export_cancels_mid_way_while_its_session_stays_free() {
     let Some(my) = mysql() else { return };
     let db = my.create_database();
-    let dir = tempfile::tempdir().unwrap();
     let mut b = Bridge::start();
     let s = b.open_session(&my.connection(&db));
-    let dest = dir.path().join("big.json");
-    let data = b.ok(
-        "export.start",
-        json!({"sessionId": s, "format": "json", "destination": dest.to_str().unwrap(),
-               "source": {"sql": "SELECT seq, MD5(seq) FROM seq_1_to_1000000"}}),
+    cancel_mid_way(
+        &mut b,
+        &s,
+        "SELECT seq, MD5(seq) FROM seq_1_to_1000000",
+        "json",
+        "SELECT CONNECTION_ID()",
     );
-    let id = data["exportId"].as_str().unwrap().to_string();
-    let first = b.event_where(Duration::from_secs(60), |e| {
-        e["params"]["exportId"] == id.as_str()
-    });
-    assert_eq!(first["method"], "export.progress", "{first}");
-    assert_eq!(
-        b.query(&s, "SELECT CONNECTION_ID()", json!({})).status(),
-        "completed"
-    );
-    assert_eq!(
-        b.ok("export.cancel", json!({"exportId": id}))["cancelled"],
-        true
-    );
-    let (_, done) = b.job_events("exportId", &id, "export.done");
-    assert_eq!(done["status"], "cancelled", "{done}");
-    assert!(!dest.exists());
-    assert!(part_files(dir.path()).is_empty());
-    assert_eq!(b.query(&s, "SELECT 1", json!({})).status(), "completed");
 }

@@ -227,10 +227,15 @@ async fn serve(args: ServeArgs, config: BridgeConfig) -> Result<()> {
                     ));
                 })
             };
-            let (local, serving) =
-                transport::ws::bind(addr, options, on_connection, shutdown.token.clone())
-                    .await
-                    .with_context(|| format!("binding {addr}"))?;
+            let (local, serving) = transport::ws::bind(
+                addr,
+                options,
+                on_connection,
+                shutdown.token.clone(),
+                bridge.shutdown.tracker.clone(),
+            )
+            .await
+            .with_context(|| format!("binding {addr}"))?;
             tracing::info!(%local, "websocket transport listening");
             print_listening(local, &token);
             let served = tokio::spawn(serving);

@@ -1,6 +1,9 @@
 //! The OS keychain backend (macOS Keychain, Windows Credential Manager, the
 //! Secret Service on Linux) through `keyring`. Each call runs on a blocking
-//! thread with a timeout, since a keychain may wait on an unlock prompt.
+//! thread with a timeout, since a keychain may wait on an unlock prompt. A
+//! blocking thread cannot be stopped, so calls take turns: a call that timed
+//! out keeps the turn until its thread returns, and later calls wait for it
+//! within their own timeout instead of piling up more stuck threads.
 //! Keychains cannot list their entries, so the keys (never the values) are
 //! indexed in `bridge.db`.
 
@@ -17,6 +20,8 @@ pub struct KeychainStore {
     /// The keychain service name, one per data dir so two bridges never mix.
     service: String,
     catalog: Arc<Catalog>,
+    /// One keychain call at a time (held by the blocking thread itself).
+    turn: Arc<tokio::sync::Semaphore>,
 }
 
 impl KeychainStore {
@@ -24,6 +29,7 @@ impl KeychainStore {
         KeychainStore {
             service: format!("dbbridge:{}", data_dir.display()),
             catalog,
+            turn: Arc::new(tokio::sync::Semaphore::new(1)),
         }
     }
 
@@ -33,9 +39,20 @@ impl KeychainStore {
         op: impl FnOnce(keyring::Entry) -> keyring::Result<T> + Send + 'static,
     ) -> Result<T, RpcError> {
         let (service, user) = (self.service.clone(), key.to_string());
-        let task =
-            tokio::task::spawn_blocking(move || keyring::Entry::new(&service, &user).and_then(op));
-        match tokio::time::timeout(KEYCHAIN_TIMEOUT, task).await {
+        let deadline = tokio::time::Instant::now() + KEYCHAIN_TIMEOUT;
+        let Ok(Ok(turn)) =
+            tokio::time::timeout_at(deadline, self.turn.clone().acquire_owned()).await
+        else {
+            return Err(unavailable(
+                "timeout",
+                "the keychain is still busy with an earlier call that did not return (is it locked?)",
+            ));
+        };
+        let task = tokio::task::spawn_blocking(move || {
+            let _turn = turn;
+            keyring::Entry::new(&service, &user).and_then(op)
+        });
+        match tokio::time::timeout_at(deadline, task).await {
             Err(_) => Err(unavailable(
                 "timeout",
                 "the keychain did not answer within 10 s (is it locked?)",

@@ -18,6 +18,7 @@ use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::{Connection, INBOUND_QUEUE, Inbound, outbound};
 
@@ -36,6 +37,9 @@ pub struct WsOptions {
 struct WsState {
     options: WsOptions,
     on_connection: OnConnection,
+    /// Each socket's tasks run under the shutdown tracker and end with `stop`.
+    tracker: TaskTracker,
+    stop: CancellationToken,
 }
 
 /// Binds the listener; returns the bound address and the future that serves
@@ -45,12 +49,15 @@ pub async fn bind(
     options: WsOptions,
     on_connection: OnConnection,
     stop: CancellationToken,
+    tracker: TaskTracker,
 ) -> std::io::Result<(SocketAddr, impl Future<Output = std::io::Result<()>>)> {
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     let state = Arc::new(WsState {
         options,
         on_connection,
+        tracker,
+        stop: stop.clone(),
     });
     let app = Router::new()
         .route("/", axum::routing::get(upgrade))
@@ -78,7 +85,10 @@ async fn upgrade(
     // answered with an error; only a far larger one closes the socket.
     ws.max_message_size(cap.saturating_mul(2))
         .max_frame_size(cap.saturating_mul(2))
-        .on_upgrade(move |socket| serve_socket(socket, state))
+        .on_upgrade(move |socket| {
+            let tracker = state.tracker.clone();
+            tracker.track_future(serve_socket(socket, state))
+        })
 }
 
 fn authorize(
@@ -143,7 +153,7 @@ async fn serve_socket(socket: WebSocket, state: Arc<WsState>) {
     let cap = state.options.max_message_bytes;
     let (mut sink, mut stream) = socket.split();
 
-    let writer = tokio::spawn(async move {
+    let writer = state.tracker.spawn(async move {
         while let Some(text) = out_rx.recv().await {
             if sink
                 .send(Message::Text(text.into_string().into()))
@@ -155,7 +165,13 @@ async fn serve_socket(socket: WebSocket, state: Arc<WsState>) {
         }
         let _ = sink.close().await;
     });
-    while let Some(frame) = stream.next().await {
+    loop {
+        // A client that sends nothing does not keep the socket's task past shutdown.
+        let frame = tokio::select! {
+            frame = stream.next() => frame,
+            _ = state.stop.cancelled() => None,
+        };
+        let Some(frame) = frame else { break };
         let inbound = match frame {
             Ok(Message::Text(text)) if text.len() > cap => Inbound::TooLarge { limit: cap },
             Ok(Message::Text(text)) => Inbound::Text(text.to_string()),

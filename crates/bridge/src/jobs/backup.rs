@@ -235,9 +235,20 @@ pub(super) async fn end(
     started: Instant,
 ) {
     if outcome.is_err() {
-        let _ = std::fs::remove_file(part);
+        remove_partial(part);
     }
     record_end(catalog, client, id, dest, outcome, started).await;
+}
+
+/// Removes a partial copy and what SQLite may have left beside it (a
+/// failed write, a full disk, leaves its rollback journal).
+pub(super) fn remove_partial(part: &Path) {
+    let _ = std::fs::remove_file(part);
+    for suffix in ["-journal", "-wal", "-shm"] {
+        let mut side = part.as_os_str().to_owned();
+        side.push(suffix);
+        let _ = std::fs::remove_file(PathBuf::from(side));
+    }
 }
 
 /// How a backup ended: its size and checksum, or a status and an error.

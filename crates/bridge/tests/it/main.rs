@@ -9,6 +9,7 @@ mod export;
 mod export_mysql;
 mod export_postgres;
 mod export_sqlite;
+mod faults;
 mod harness;
 mod load;
 mod logging;

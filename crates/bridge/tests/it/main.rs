@@ -14,6 +14,7 @@ mod harness;
 mod load;
 mod logging;
 mod mysql;
+mod mysql8;
 mod mysql_client;
 mod paging;
 mod postgres;

@@ -120,7 +120,11 @@ enum Mode {
 /// Plays MySQL 8 for one login and what `connection.test` does after it;
 /// returns its port and, through the channel, the scramble and the
 /// password it recovered.
-fn peer(mode: Mode) -> (u16, std::sync::mpsc::Receiver<(Vec<u8>, Option<Vec<u8>>)>) {
+/// What the peer saw: the client's scramble, and the password it recovered
+/// from a full auth.
+type Seen = (Vec<u8>, Option<Vec<u8>>);
+
+fn peer(mode: Mode) -> (u16, std::sync::mpsc::Receiver<Seen>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let (tx, rx) = std::sync::mpsc::channel();

@@ -1,4 +1,5 @@
-//! Project automation: `cargo xtask codegen [--check]`, `cargo xtask bench sqlite`.
+//! Project automation: `cargo xtask codegen [--check]`, `cargo xtask bench ...`,
+//! `cargo xtask fuzz`.
 // xtask is a command-line tool: printing its report is its job.
 #![allow(clippy::print_stdout)]
 
@@ -8,6 +9,7 @@ mod bench_export;
 mod bench_lanes;
 mod bench_my;
 mod bench_pg;
+mod fuzz;
 
 use std::path::{Path, PathBuf};
 
@@ -20,8 +22,9 @@ fn main() -> Result<()> {
         ["codegen"] => codegen(false),
         ["codegen", "--check"] => codegen(true),
         ["bench", rest @ ..] => bench::run(&workspace_root(), rest),
+        ["fuzz", rest @ ..] => fuzz::run(&workspace_root(), rest),
         _ => bail!(
-            "usage: cargo xtask codegen [--check] | cargo xtask bench sqlite|postgres|mysql|backup|export|lanes"
+            "usage: cargo xtask codegen [--check] | cargo xtask bench sqlite|postgres|mysql|backup|export|lanes | cargo xtask fuzz [--runs N] [--seconds S] [TARGET...]"
         ),
     }
 }

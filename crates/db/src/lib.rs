@@ -11,6 +11,8 @@
 
 pub mod batch;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod mysql;
 pub mod postgres;
 mod session_thread;

@@ -157,6 +157,18 @@ impl<'a> RowWriter<'a> {
         self.buf.push('"');
     }
 
+    /// Where the writer is, to [`rewind`](Self::rewind) to when a cell
+    /// written in several steps turns out not to be what was expected.
+    pub(crate) fn mark(&self) -> (usize, bool) {
+        (self.buf.len(), self.first)
+    }
+
+    /// Drops everything written since `mark`.
+    pub(crate) fn rewind(&mut self, (len, first): (usize, bool)) {
+        self.buf.truncate(len);
+        self.first = first;
+    }
+
     /// Starts a nested array cell; write its elements, then call `end_array`.
     pub fn begin_array(&mut self) {
         self.sep();

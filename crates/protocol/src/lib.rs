@@ -11,6 +11,8 @@ pub mod codegen;
 pub mod connection;
 pub mod error;
 pub mod export;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod message;
 pub mod metadata;
 pub mod query;

@@ -10,8 +10,13 @@ pub mod dump;
 mod metadata;
 mod run;
 pub mod split;
-mod values;
+pub(crate) mod values;
 mod wire;
+
+/// MariaDB's extended column metadata split off a definition, for the fuzz targets.
+pub(crate) fn fuzz_split_extended(data: &[u8]) {
+    let _ = wire::split_extended(data);
+}
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};

@@ -212,6 +212,78 @@ mod tests {
         );
     }
 
+    /// Scripts built from random statements (every kind of quote, comment
+    /// and `/*! */` block, `DELIMITER` changes between them) split back
+    /// into exactly those statements. `DBBRIDGE_SPLIT_SEED` reruns a seed.
+    #[test]
+    fn generated_scripts_split_back_into_their_statements() {
+        let seed: u64 = std::env::var("DBBRIDGE_SPLIT_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0x5eed_1234_abcd_ef01);
+        let mut state = seed;
+        let mut next = move |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        // Pieces that may hold any delimiter inside them.
+        let pieces = [
+            "'a;b//c$$'",
+            "'it''s; \\\\' ",
+            "\"q\\\";d//\"",
+            "`e;f//`",
+            "/* ; // $$ */",
+            "/*!40101 x */",
+            "1--1",
+            "?",
+            "'é😀;'",
+            "(SELECT 1)",
+            "x",
+        ];
+        let delimiters = [";", "//", "$$", ";;"];
+        for round in 0..300 {
+            let mut script = String::new();
+            let mut expected = Vec::new();
+            let mut delimiter = ";";
+            for _ in 0..(1 + next(6)) {
+                if next(3) == 0 {
+                    let d = delimiters[next(delimiters.len())];
+                    if d != delimiter {
+                        script.push_str(&format!("DELIMITER {d}\n"));
+                        delimiter = d;
+                    }
+                }
+                let mut stmt = String::from("SELECT ");
+                for k in 0..(1 + next(4)) {
+                    if k > 0 {
+                        stmt.push_str(", ");
+                    }
+                    stmt.push_str(pieces[next(pieces.len())]);
+                }
+                // A line comment after the statement's text, before its end.
+                let comment = match next(4) {
+                    0 => " # note; // $$\n",
+                    1 => " -- note; // $$\n",
+                    _ => "",
+                };
+                script.push_str(&stmt);
+                script.push_str(comment);
+                script.push_str(delimiter);
+                script.push('\n');
+                // The splitter keeps a statement's text without trailing blanks.
+                expected.push(
+                    format!("{stmt}{}", comment.trim_end())
+                        .trim_end()
+                        .to_string(),
+                );
+            }
+            let got: Vec<String> = texts(&script).into_iter().map(String::from).collect();
+            assert_eq!(got, expected, "seed {seed} round {round}:\n{script}");
+        }
+    }
+
     #[test]
     fn binding() {
         let sql = "SELECT ?, ?, ?, '?', ?";

@@ -566,7 +566,12 @@ pub fn encode_value(w: &mut RowWriter<'_>, encoder: Encoder, value: &Value) {
             if negative {
                 t.push(b'-');
             }
-            t.clock(days * 24 + u32::from(hours), minutes, seconds);
+            // Saturating: a hostile packet's day count must not wrap (fuzz smoke run).
+            t.clock(
+                days.saturating_mul(24).saturating_add(u32::from(hours)),
+                minutes,
+                seconds,
+            );
             let decimals = match encoder {
                 Encoder::Time(d) => d,
                 _ => 6,

@@ -675,7 +675,7 @@ pub(crate) struct Extended {
 /// follows the six names (catalog, schema, table, org_table, name,
 /// org_name) and holds entries of a kind byte (0 type, 1 format) and a
 /// length-encoded value.
-fn split_extended(p: &[u8]) -> Option<(Column, Extended)> {
+pub(crate) fn split_extended(p: &[u8]) -> Option<(Column, Extended)> {
     let mut at = 0;
     for _ in 0..6 {
         lenenc_bytes(p, &mut at)?;

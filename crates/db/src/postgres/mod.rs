@@ -13,6 +13,16 @@ mod run;
 pub mod split;
 pub mod values;
 
+/// [`copy::each_field`], for the fuzz targets.
+#[doc(hidden)]
+pub fn copy_fields(
+    line: &str,
+    scratch: &mut String,
+    field: impl FnMut(usize, Option<&str>),
+) -> usize {
+    copy::each_field(line, scratch, field)
+}
+
 pub use run::PgCancel;
 
 use std::collections::HashMap;

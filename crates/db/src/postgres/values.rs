@@ -83,7 +83,8 @@ pub fn encode(w: &mut RowWriter<'_>, encoder: &Encoder, text: Option<&str>) {
             other => w.str(other),
         },
         Encoder::Number => {
-            if !text.is_empty()
+            // At least one digit: a lone `-` is not a number (fuzz smoke run).
+            if text.bytes().any(|b| b.is_ascii_digit())
                 && text
                     .bytes()
                     .enumerate()
@@ -133,8 +134,12 @@ pub fn encode(w: &mut RowWriter<'_>, encoder: &Encoder, text: Option<&str>) {
             }
         }
         Encoder::Array { element, delimiter } => {
+            let mark = w.mark();
             if write_array(w, element, *delimiter, text).is_none() {
-                // Not the array text we know (never expected): keep it whole.
+                // Not the array text we know (a server that sends something
+                // else): drop what was written of it and keep it whole, so
+                // the batch stays valid JSON. Found by the fuzz smoke run.
+                w.rewind(mark);
                 w.str(text);
             }
         }

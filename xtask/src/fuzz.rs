@@ -1,0 +1,104 @@
+//! `cargo xtask fuzz [--runs N] [--seconds S] [TARGET...]`: the long fuzz
+//! runs. Each target of `fuzz/` (cargo-fuzz's layout) runs under libFuzzer
+//! with AddressSanitizer through `cargo +nightly fuzz run`, from its seed
+//! corpus in `fuzz/corpus/<target>`, until N executions (default 10M) or S
+//! seconds (default 1800), whichever comes first. Prints each target's
+//! executions, time and result. Needs the nightly toolchain and
+//! `cargo install cargo-fuzz`. The test command runs short smoke runs of
+//! the same entry points instead (`dbbridge_db::fuzz`, `dbbridge_protocol::fuzz`).
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+
+pub const TARGETS: [&str; 7] = [
+    "rpc_frame",
+    "pg_split",
+    "my_split",
+    "pg_copy_row",
+    "pg_array",
+    "my_row",
+    "my_column_definition",
+];
+
+pub fn run(root: &Path, args: &[&str]) -> Result<()> {
+    let (mut runs, mut seconds) = (10_000_000u64, 1800u64);
+    let mut targets = Vec::new();
+    let mut rest = args;
+    while let Some((first, tail)) = rest.split_first() {
+        match (*first, tail) {
+            ("--runs", [n, tail @ ..]) => {
+                runs = n.parse().context("--runs takes a number")?;
+                rest = tail;
+            }
+            ("--seconds", [n, tail @ ..]) => {
+                seconds = n.parse().context("--seconds takes a number")?;
+                rest = tail;
+            }
+            (t, tail) if TARGETS.contains(&t) => {
+                targets.push(t);
+                rest = tail;
+            }
+            _ => bail!(
+                "usage: cargo xtask fuzz [--runs N] [--seconds S] [{}]",
+                TARGETS.join("|")
+            ),
+        }
+    }
+    if targets.is_empty() {
+        targets = TARGETS.to_vec();
+    }
+    let dir = root.join("fuzz");
+    let mut report = Vec::new();
+    for target in targets {
+        let corpus = dir.join("corpus").join(target);
+        std::fs::create_dir_all(&corpus)?;
+        let started = Instant::now();
+        let out = Command::new("cargo")
+            .args(["+nightly", "fuzz", "run", "-O", target])
+            .arg(&corpus)
+            .args([
+                "--",
+                &format!("-runs={runs}"),
+                &format!("-max_total_time={seconds}"),
+                "-print_final_stats=1",
+                "-rss_limit_mb=2048",
+                "-timeout=10",
+            ])
+            .current_dir(&dir)
+            .output()
+            .context("running cargo +nightly fuzz (cargo install cargo-fuzz)")?;
+        let log = String::from_utf8_lossy(&out.stderr);
+        let execs = log
+            .lines()
+            .find_map(|l| l.strip_prefix("stat::number_of_executed_units:"))
+            .map(|n| n.trim().to_string())
+            .unwrap_or_else(|| "?".into());
+        let result = if out.status.success() {
+            "no crash, hang or leak".to_string()
+        } else {
+            let tail: Vec<&str> = log.lines().rev().take(30).collect();
+            eprintln!(
+                "{target} failed:\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+            "FAILED (see above; the input is in fuzz/artifacts)".to_string()
+        };
+        let line = format!(
+            "{target:<22} {execs:>12} executions in {:>6.0} s: {result}",
+            started.elapsed().as_secs_f64()
+        );
+        println!("{line}");
+        report.push((line, out.status.success()));
+    }
+    println!("\nfuzz: {runs} runs or {seconds} s per target");
+    for (line, _) in &report {
+        println!("  {line}");
+    }
+    if report.iter().any(|(_, ok)| !ok) {
+        bail!("a fuzz target failed");
+    }
+    Ok(())
+}

@@ -346,6 +346,12 @@ mod tests {
             json!(["a b", "c\"d", "NULL", null, ""])
         );
         assert_eq!(cell(&Type::TEXT_ARRAY, Some("{}")), json!([]));
+        // Regressions found by the fuzz smoke run: array text that breaks
+        // off midway is kept whole as a string (the batch stays valid JSON),
+        // and a lone `-` is not a number.
+        let broken = r#"{{"a b",c},{d,"}a b",c},{d,"""}"#;
+        assert_eq!(cell(&Type::TEXT_ARRAY, Some(broken)), json!(broken));
+        assert_eq!(cell(&Type::INT4_ARRAY, Some("{-,2}")), json!(["-", 2]));
         assert_eq!(cell(&Type::INT4_ARRAY, Some("[0:1]={7,8}")), json!([7, 8]));
         assert_eq!(
             cell(&Type::BOX_ARRAY, Some("{(1,1),(0,0);(2,2),(1,1)}")),

@@ -167,6 +167,10 @@ fn binary_values_are_written_as_the_server_prints_them() {
         cell(Encoder::Time(0), Value::Time(false, 0, 0, 0, 5, 0)),
         r#""00:00:05""#
     );
+    // Regression found by the fuzz smoke run: a hostile packet's day count
+    // saturates instead of overflowing.
+    let huge = cell(Encoder::Time(0), Value::Time(false, u32::MAX, 23, 0, 0, 0));
+    assert!(huge.starts_with('"') && huge.ends_with('"'), "{huge}");
     assert_eq!(
         cell(Encoder::Time(31), Value::Time(false, 0, 1, 2, 3, 500)),
         r#""01:02:03.000500""#

@@ -225,3 +225,41 @@ fn a_bridge_killed_mid_write_restarts_with_a_consistent_store_and_catalog() {
     b.ok("bridge.shutdown", json!({}));
     assert!(b.wait_exit(Duration::from_secs(30)).success());
 }
+
+/// A black-holed server: the port accepts the TCP connection and never says
+/// a word. `connectTimeoutMs` bounds the whole login on both engines, and
+/// the bridge serves on.
+#[test]
+fn a_server_that_never_answers_is_given_up_after_connect_timeout() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Accepted connections are kept open and never written to.
+    let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = held.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            keep.lock().unwrap().push(stream);
+        }
+    });
+    let mut b = Bridge::start();
+    for kind in ["postgres", "mysql"] {
+        let started = std::time::Instant::now();
+        let e = b.err(
+            "session.open",
+            json!({"connection": {"kind": kind, "host": "127.0.0.1", "port": port, "user": "u",
+                                  "password": "p", "database": "d", "sslMode": "disable",
+                                  "connectTimeoutMs": 1000}}),
+        );
+        let took = started.elapsed();
+        assert_eq!(e["code"], "CONNECTION_FAILED", "{kind}: {e}");
+        assert!(
+            took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+            "{kind}: gave up after {took:?}"
+        );
+    }
+    assert!(
+        !held.lock().unwrap().is_empty(),
+        "the connections were accepted"
+    );
+    b.ok("health.ping", json!({}));
+}

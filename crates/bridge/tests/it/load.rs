@@ -187,3 +187,164 @@ fn a_thousand_open_query_close_cycles_leave_nothing_behind() {
     assert!(rss1 < rss0 + 4 * 1024 * 1024, "RSS {rss0} -> {rss1}");
     assert_eq!(b.ok("health.ping", json!({}))["sessions"], 0);
 }
+
+/// One WebSocket client: opens `sessions` sessions on `connection`, runs
+/// `sql(i)` on each at once, and checks each query's count and id sum.
+async fn ws_client(
+    url: String,
+    connection: Value,
+    first: u64,
+    sessions: u64,
+    rows: u64,
+    sql: fn(u64, u64) -> String,
+) {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("connect");
+    let mut next_id = 0u64;
+    let mut call =
+        async |ws: &mut tokio_tungstenite::WebSocketStream<_>, method: &str, params: Value| {
+            next_id += 1;
+            let id = next_id;
+            ws.send(Message::Text(
+                json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
+                    .to_string()
+                    .into(),
+            ))
+            .await
+            .unwrap();
+            id
+        };
+    // Open the sessions, then start every query before reading any row.
+    let mut opened = Vec::new();
+    for _ in 0..sessions {
+        let id = call(&mut ws, "session.open", json!({"connection": connection})).await;
+        loop {
+            let msg: Value =
+                serde_json::from_str(ws.next().await.unwrap().unwrap().to_text().unwrap()).unwrap();
+            if msg["id"] == id {
+                opened.push(
+                    msg["result"]["data"]["sessionId"]
+                        .as_str()
+                        .expect("opened")
+                        .to_string(),
+                );
+                break;
+            }
+        }
+    }
+    let mut runs = HashMap::new();
+    for (k, s) in opened.iter().enumerate() {
+        let i = first + k as u64;
+        let id = call(
+            &mut ws,
+            "query.run",
+            json!({"sessionId": s, "sql": sql(i, rows)}),
+        )
+        .await;
+        runs.insert(id, i);
+    }
+    let mut expected: HashMap<String, u64> = HashMap::new();
+    let mut seen: HashMap<String, (u64, u64)> = HashMap::new();
+    let mut done = 0;
+    while done < opened.len() {
+        let frame = tokio::time::timeout(T, ws.next())
+            .await
+            .expect("frames flow")
+            .unwrap()
+            .unwrap();
+        let msg: Value = serde_json::from_str(frame.to_text().unwrap()).unwrap();
+        if let Some(i) = msg["id"].as_u64().and_then(|id| runs.remove(&id)) {
+            expected.insert(
+                msg["result"]["data"]["queryId"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+                i,
+            );
+            continue;
+        }
+        let q = msg["params"]["queryId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        match msg["method"].as_str() {
+            Some("query.result") => {
+                let entry = seen.entry(q).or_default();
+                for row in msg["params"]["rows"].as_array().unwrap() {
+                    let id = match &row[0] {
+                        Value::Number(n) => n.as_u64().unwrap(),
+                        Value::String(s) => s.parse().unwrap(),
+                        other => panic!("id {other}"),
+                    };
+                    entry.0 += 1;
+                    entry.1 += id;
+                }
+            }
+            Some("query.done") => {
+                assert_eq!(msg["params"]["status"], "completed", "{msg}");
+                done += 1;
+            }
+            _ => {}
+        }
+    }
+    for (q, i) in expected {
+        let sum: u64 = (1..=rows).map(|n| n + i * rows).sum();
+        assert_eq!(seen.get(&q), Some(&(rows, sum)), "query {q}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_sessions_over_ten_websocket_clients_are_all_accounted_for() {
+    let (Some(pg), Some(my)) = (postgres(), mysql()) else {
+        return;
+    };
+    let pg_db = pg.create_database();
+    let my_db = my.create_database();
+    let dir = tempfile::tempdir().unwrap();
+    let lite = dir.path().join("load.db");
+    rusqlite::Connection::open(&lite)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY);
+             WITH RECURSIVE g(v) AS (SELECT 1 UNION ALL SELECT v + 1 FROM g WHERE v < 10000)
+             INSERT INTO t SELECT v FROM g;",
+        )
+        .unwrap();
+    let b = crate::websocket::start(&[]);
+    let url = format!("{}/?token={}", b.url, b.token);
+    let mut clients = Vec::new();
+    for c in 0..10u64 {
+        // Clients 0-3 SQLite, 4-6 Postgres, 7-9 MariaDB: ten sessions each.
+        let (connection, sql): (Value, fn(u64, u64) -> String) = match c {
+            0..=3 => (
+                json!({"kind": "sqlite", "path": lite, "readOnly": true}),
+                |i, _| format!("SELECT id + {} FROM t", i * 10_000),
+            ),
+            4..=6 => (pg.connection(&pg_db), |i, rows| {
+                format!("SELECT g + {} FROM generate_series(1, {rows}) g", i * rows)
+            }),
+            _ => (my.connection(&my_db), |i, rows| {
+                format!("SELECT seq + {} FROM seq_1_to_{rows}", i * rows)
+            }),
+        };
+        clients.push(tokio::spawn(ws_client(
+            url.clone(),
+            connection,
+            c * 10,
+            10,
+            10_000,
+            sql,
+        )));
+    }
+    let started = Instant::now();
+    for client in clients {
+        client.await.expect("a client failed");
+    }
+    eprintln!(
+        "100 sessions over 10 WebSocket clients, 10,000 rows each: {:?}",
+        started.elapsed()
+    );
+}

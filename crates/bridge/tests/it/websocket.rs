@@ -11,10 +11,10 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::harness::BIN;
 
-struct WsBridge {
+pub struct WsBridge {
     child: Child,
-    url: String,
-    token: String,
+    pub url: String,
+    pub token: String,
     _dir: tempfile::TempDir,
 }
 
@@ -25,7 +25,7 @@ impl Drop for WsBridge {
     }
 }
 
-fn start(extra: &[&str]) -> WsBridge {
+pub fn start(extra: &[&str]) -> WsBridge {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(BIN)
         .arg("--data-dir")

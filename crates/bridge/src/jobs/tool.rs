@@ -361,8 +361,15 @@ fn keep(tail: &mut VecDeque<String>, line: String) {
 
 /// A tool's last lines, scrubbed of every remembered secret.
 fn said(tail: &VecDeque<String>) -> String {
-    tail.iter()
+    let said = tail
+        .iter()
         .map(|l| crate::redact::scrub(l).into_owned())
         .collect::<Vec<_>>()
-        .join("\n")
+        .join("\n");
+    if said.trim().is_empty() {
+        // Killed from outside, say: it wrote nothing before it died.
+        "it wrote nothing on stderr".to_string()
+    } else {
+        said
+    }
 }

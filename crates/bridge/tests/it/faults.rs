@@ -263,3 +263,75 @@ fn a_server_that_never_answers_is_given_up_after_connect_timeout() {
     );
     b.ok("health.ping", json!({}));
 }
+
+/// The pid of `parent`'s child process named `name`, if there is one.
+fn child_named(parent: u32, name: &str) -> Option<u32> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            let (head, tail) = stat.rsplit_once(") ")?;
+            let comm = head.split_once(" (")?.1;
+            let ppid: u32 = tail.split(' ').nth(1)?.parse().ok()?;
+            (ppid == parent && comm == name).then(|| entry.file_name().to_str()?.parse().ok())?
+        })
+}
+
+/// `pg_dump` killed from outside (SIGKILL) in the middle of a backup: the
+/// job fails with BACKUP_FAILED naming the signal, leaves no file, records
+/// the failure, and the bridge serves on.
+#[test]
+fn a_pg_dump_killed_mid_backup_fails_the_job_cleanly() {
+    let Some(pg) = crate::servers::postgres() else {
+        return;
+    };
+    let source = pg.create_database();
+    let out = pg.psql(
+        &source,
+        "CREATE TABLE t AS SELECT g FROM generate_series(1, 1000) g",
+    );
+    assert!(out.status.success());
+    // A lock held elsewhere keeps pg_dump waiting, so it is there to kill.
+    let mut locker = Bridge::start();
+    let ls = locker.open_session(&pg.connection(&source));
+    locker.query(
+        &ls,
+        "BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE",
+        json!({}),
+    );
+    let mut b = Bridge::start();
+    let id = b.ok(
+        "backup.start",
+        json!({"connection": pg.connection(&source)}),
+    )["backupId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut pid = None;
+    for _ in 0..200 {
+        pid = child_named(b.pid(), "pg_dump");
+        if pid.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let pid = pid.expect("pg_dump runs");
+    let status = Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (_, done) = b.job_events("backupId", &id, "backup.done");
+    assert_eq!(done["status"], "failed", "{done}");
+    assert_eq!(
+        done["error"]["message"],
+        "pg_dump ended with signal: 9 (SIGKILL): it wrote nothing on stderr"
+    );
+    assert_eq!(done["error"]["code"], "BACKUP_FAILED", "{done}");
+    assert!(!Path::new(done["path"].as_str().unwrap()).exists());
+    let listed = b.ok("backup.list", json!({}));
+    let row = crate::harness::find(&listed, "backupId", &id);
+    assert_eq!(row["status"], "failed", "{row}");
+    assert_eq!(b.ok("health.ping", json!({}))["runningJobs"], 0);
+}

@@ -199,6 +199,11 @@ mod tests {
     ];
 
     #[test]
+    fn crashes_libfuzzer_found() {
+        pg_array(b"{02,,NU\n}");
+    }
+
+    #[test]
     fn the_fuzz_targets_survive_a_smoke_run() {
         smoke(pg_split, SQL, 20_000);
         smoke(my_split, SQL, 20_000);

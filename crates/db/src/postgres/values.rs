@@ -83,13 +83,14 @@ pub fn encode(w: &mut RowWriter<'_>, encoder: &Encoder, text: Option<&str>) {
             other => w.str(other),
         },
         Encoder::Number => {
-            // At least one digit: a lone `-` is not a number (fuzz smoke run).
-            if text.bytes().any(|b| b.is_ascii_digit())
-                && text
-                    .bytes()
-                    .enumerate()
-                    .all(|(i, b)| b.is_ascii_digit() || (i == 0 && b == b'-'))
-            {
+            // A JSON integer exactly (`-`? then `0` or a digit string without
+            // a leading zero); anything else a server sends stays a string.
+            // Found by the fuzz runs: a lone `-`, and `02`.
+            let digits = text.strip_prefix('-').unwrap_or(text);
+            let json_int = !digits.is_empty()
+                && digits.bytes().all(|b| b.is_ascii_digit())
+                && (digits == "0" || !digits.starts_with('0'));
+            if json_int {
                 w.number_text(text);
             } else {
                 w.str(text);
@@ -352,6 +353,10 @@ mod tests {
         let broken = r#"{{"a b",c},{d,"}a b",c},{d,"""}"#;
         assert_eq!(cell(&Type::TEXT_ARRAY, Some(broken)), json!(broken));
         assert_eq!(cell(&Type::INT4_ARRAY, Some("{-,2}")), json!(["-", 2]));
+        assert_eq!(
+            cell(&Type::INT4_ARRAY, Some("{02,0,-7}")),
+            json!(["02", 0, -7])
+        );
         assert_eq!(cell(&Type::INT4_ARRAY, Some("[0:1]={7,8}")), json!([7, 8]));
         assert_eq!(
             cell(&Type::BOX_ARRAY, Some("{(1,1),(0,0);(2,2),(1,1)}")),

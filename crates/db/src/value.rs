@@ -279,6 +279,11 @@ pub fn is_json_number(s: &str) -> bool {
         if !digits(&mut i) {
             return false;
         }
+        // An exponent past a double's range is valid JSON that readers
+        // turn into Infinity or refuse: kept as text (found by libFuzzer).
+        if i == b.len() && !s.parse::<f64>().is_ok_and(f64::is_finite) {
+            return false;
+        }
     }
     i == b.len()
 }

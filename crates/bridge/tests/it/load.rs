@@ -14,6 +14,19 @@ use crate::servers::{mysql, postgres};
 
 const T: Duration = Duration::from_secs(300);
 
+/// Adds a batch's rows to a query's (count, sum of first-column ids).
+fn tally(entry: &mut (u64, u64), rows: &Value) {
+    for row in rows.as_array().unwrap() {
+        let id = match &row[0] {
+            Value::Number(n) => n.as_u64().unwrap(),
+            Value::String(s) => s.parse().unwrap(),
+            other => panic!("id {other}"),
+        };
+        entry.0 += 1;
+        entry.1 += id;
+    }
+}
+
 fn fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
 }
@@ -104,16 +117,7 @@ fn a_hundred_sessions_stream_at_once_and_every_row_is_accounted_for() {
                 .to_string();
             match ev["method"].as_str() {
                 Some("query.result") => {
-                    let entry = seen.entry(q).or_default();
-                    for row in ev["params"]["rows"].as_array().unwrap() {
-                        let id = match &row[0] {
-                            Value::Number(n) => n.as_u64().unwrap(),
-                            Value::String(s) => s.parse().unwrap(),
-                            other => panic!("id {other}"),
-                        };
-                        entry.0 += 1;
-                        entry.1 += id;
-                    }
+                    tally(seen.entry(q).or_default(), &ev["params"]["rows"]);
                 }
                 Some("query.done") => {
                     assert_eq!(ev["params"]["status"], "completed", "{ev}");
@@ -272,16 +276,7 @@ async fn ws_client(
             .to_string();
         match msg["method"].as_str() {
             Some("query.result") => {
-                let entry = seen.entry(q).or_default();
-                for row in msg["params"]["rows"].as_array().unwrap() {
-                    let id = match &row[0] {
-                        Value::Number(n) => n.as_u64().unwrap(),
-                        Value::String(s) => s.parse().unwrap(),
-                        other => panic!("id {other}"),
-                    };
-                    entry.0 += 1;
-                    entry.1 += id;
-                }
+                tally(seen.entry(q).or_default(), &msg["params"]["rows"]);
             }
             Some("query.done") => {
                 assert_eq!(msg["params"]["status"], "completed", "{msg}");

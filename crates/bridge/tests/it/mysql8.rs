@@ -24,14 +24,45 @@ use crate::harness::Bridge;
 
 const NONCE: &[u8; 20] = b"abcdefghijklmnopqrst";
 
-fn packet(payload: &[u8], seq: u8) -> Vec<u8> {
+/// A protocol-10 greeting offering caching_sha2_password with [`NONCE`],
+/// no TLS, CLIENT_DEPRECATE_EOF.
+pub fn greeting() -> Vec<u8> {
+    let caps: u32 = 0x0000_0001
+        | 0x0000_0008
+        | 0x0000_0200
+        | 0x0000_2000
+        | 0x0000_8000
+        | 0x0002_0000
+        | 0x0008_0000
+        | 0x0020_0000
+        | 0x0100_0000;
+    let mut hs = vec![10];
+    hs.extend_from_slice(b"8.0.40-scripted\0");
+    hs.extend_from_slice(&7u32.to_le_bytes());
+    hs.extend_from_slice(&NONCE[..8]);
+    hs.push(0);
+    hs.extend_from_slice(&(caps as u16).to_le_bytes());
+    hs.push(255); // utf8mb4_0900_ai_ci, MySQL 8's default collation
+    hs.extend_from_slice(&2u16.to_le_bytes());
+    hs.extend_from_slice(&((caps >> 16) as u16).to_le_bytes());
+    hs.push(21);
+    hs.extend_from_slice(&[0; 10]);
+    hs.extend_from_slice(&NONCE[8..]);
+    hs.push(0);
+    hs.extend_from_slice(b"caching_sha2_password\0");
+    hs
+}
+
+/// One packet: length, sequence number, payload.
+pub fn packet(payload: &[u8], seq: u8) -> Vec<u8> {
     let mut p = (payload.len() as u32).to_le_bytes()[..3].to_vec();
     p.push(seq);
     p.extend_from_slice(payload);
     p
 }
 
-fn read(s: &mut TcpStream) -> Option<(u8, Vec<u8>)> {
+/// Reads one packet: its sequence number and payload.
+pub fn read(s: &mut TcpStream) -> Option<(u8, Vec<u8>)> {
     let mut head = [0u8; 4];
     s.read_exact(&mut head).ok()?;
     let len = usize::from(head[0]) | usize::from(head[1]) << 8 | usize::from(head[2]) << 16;
@@ -132,30 +163,7 @@ fn peer(mode: Mode) -> (u16, std::sync::mpsc::Receiver<Seen>) {
         let Ok((mut s, _)) = listener.accept() else {
             return;
         };
-        let caps: u32 = 0x0000_0001
-            | 0x0000_0008
-            | 0x0000_0200
-            | 0x0000_2000
-            | 0x0000_8000
-            | 0x0002_0000
-            | 0x0008_0000
-            | 0x0020_0000
-            | 0x0100_0000;
-        let mut hs = vec![10];
-        hs.extend_from_slice(b"8.0.40-scripted\0");
-        hs.extend_from_slice(&7u32.to_le_bytes());
-        hs.extend_from_slice(&NONCE[..8]);
-        hs.push(0);
-        hs.extend_from_slice(&(caps as u16).to_le_bytes());
-        hs.push(255); // utf8mb4_0900_ai_ci, MySQL 8's default collation
-        hs.extend_from_slice(&2u16.to_le_bytes());
-        hs.extend_from_slice(&((caps >> 16) as u16).to_le_bytes());
-        hs.push(21);
-        hs.extend_from_slice(&[0; 10]);
-        hs.extend_from_slice(&NONCE[8..]);
-        hs.push(0);
-        hs.extend_from_slice(b"caching_sha2_password\0");
-        s.write_all(&packet(&hs, 0)).unwrap();
+        s.write_all(&packet(&greeting(), 0)).unwrap();
         let (seq, response) = read(&mut s).unwrap();
         let scramble = auth_response(&response);
         let mut seq = seq + 1;

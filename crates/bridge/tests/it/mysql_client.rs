@@ -13,6 +13,7 @@ use serde_json::json;
 
 use crate::harness::Bridge;
 use crate::mysql::client_ok;
+use crate::mysql8::{greeting, packet, read};
 use crate::servers::{mysql, private_mysql};
 
 #[test]
@@ -233,43 +234,7 @@ fn rsa_peer(reply: Vec<u8>) -> u16 {
         let Ok((mut s, _)) = listener.accept() else {
             return;
         };
-        let packet = |payload: &[u8], seq: u8| {
-            let mut p = (payload.len() as u32).to_le_bytes()[..3].to_vec();
-            p.push(seq);
-            p.extend_from_slice(payload);
-            p
-        };
-        let read = |s: &mut TcpStream| {
-            let mut head = [0u8; 4];
-            s.read_exact(&mut head).ok()?;
-            let len = usize::from(head[0]) | usize::from(head[1]) << 8 | usize::from(head[2]) << 16;
-            let mut body = vec![0; len];
-            s.read_exact(&mut body).ok()?;
-            Some((head[3], body))
-        };
-        // Protocol 10 handshake offering caching_sha2_password, no TLS.
-        let caps: u32 = 0x0000_0001
-            | 0x0000_0008
-            | 0x0000_0200
-            | 0x0000_2000
-            | 0x0000_8000
-            | 0x0002_0000
-            | 0x0008_0000
-            | 0x0020_0000
-            | 0x0100_0000;
-        let mut hs = vec![10];
-        hs.extend_from_slice(b"8.0.99-scripted\0");
-        hs.extend_from_slice(&7u32.to_le_bytes());
-        hs.extend_from_slice(b"abcdefgh\0");
-        hs.extend_from_slice(&(caps as u16).to_le_bytes());
-        hs.push(255);
-        hs.extend_from_slice(&2u16.to_le_bytes());
-        hs.extend_from_slice(&((caps >> 16) as u16).to_le_bytes());
-        hs.push(21);
-        hs.extend_from_slice(&[0; 10]);
-        hs.extend_from_slice(b"ijklmnopqrst\0");
-        hs.extend_from_slice(b"caching_sha2_password\0");
-        let _ = s.write_all(&packet(&hs, 0));
+        let _ = s.write_all(&packet(&greeting(), 0));
         let Some((seq, _response)) = read(&mut s) else {
             return;
         };

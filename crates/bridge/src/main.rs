@@ -11,6 +11,7 @@ mod health;
 mod ids;
 mod jobs;
 mod logging;
+mod parent;
 mod query;
 mod redact;
 mod router;
@@ -196,6 +197,8 @@ async fn serve(args: ServeArgs, config: BridgeConfig) -> Result<()> {
             tokio::select! {
                 // EOF on stdin: the parent is gone.
                 _ = served => shutdown.trigger("stdin closed"),
+                // A parent that died without closing our stdin.
+                why = parent::gone() => shutdown.trigger(why),
                 _ = shutdown.token.cancelled() => {}
             }
             bridge.stop().await;

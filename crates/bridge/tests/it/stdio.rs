@@ -262,3 +262,67 @@ fn a_client_that_stops_reading_does_not_hold_shutdown_up() {
         );
     }
 }
+
+/// A parent killed with SIGKILL while this test still holds the bridge's
+/// stdin open: no EOF ever comes, and the bridge must still be gone within
+/// 2 s (the parent-death signal on Linux, the parent-pid watch elsewhere).
+#[test]
+fn a_parent_killed_without_closing_stdin_takes_the_bridge_with_it() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+    let data = tempfile::tempdir().unwrap();
+    // The shell is the parent. A background job's stdin would be /dev/null,
+    // so the pipe goes through fd 3; the shell prints the bridge's pid.
+    let script = r#"exec 3<&0; "$0" --data-dir "$1" serve <&3 3<&- & echo "$!"; wait"#;
+    let mut parent = Command::new("sh")
+        .args(["-c", script, crate::harness::BIN])
+        .arg(data.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = parent.stdin.take().unwrap();
+    let mut out = BufReader::new(parent.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let bridge: i32 = line.trim().parse().expect("the bridge's pid");
+    // The bridge answers, so it is up and has armed its watch.
+    writeln!(
+        stdin,
+        r#"{{"jsonrpc":"2.0","id":1,"method":"health.ping"}}"#
+    )
+    .unwrap();
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    let answer: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(answer["result"]["data"]["pid"], bridge, "{answer}");
+
+    parent.kill().unwrap(); // SIGKILL
+    parent.wait().unwrap();
+    let killed = Instant::now();
+    let alive = || std::path::Path::new(&format!("/proc/{bridge}")).exists() && !zombie(bridge);
+    while alive() && killed.elapsed() < Duration::from_secs(2) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        !alive(),
+        "the bridge (pid {bridge}) outlived its parent by 2 s with its stdin still open"
+    );
+    eprintln!(
+        "bridge gone {:?} after its parent's SIGKILL",
+        killed.elapsed()
+    );
+    drop(stdin);
+}
+
+/// A process that has exited but not been reaped (its new parent, init,
+/// reaps it a moment later) is gone for this purpose.
+fn zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(true)
+}

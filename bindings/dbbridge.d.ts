@@ -178,8 +178,6 @@ export type JobStatus = "running" | "completed" | "failed" | "cancelled";
 
 export type JsonValue = number | string | boolean | Array<JsonValue> | { [key in string]?: JsonValue } | null;
 
-export type JsonValue = number | string | boolean | Array<JsonValue> | { [key in string]?: JsonValue } | null;
-
 export type ListTablesParams = { sessionId: string, schema?: string, };
 
 export type PrimaryKey = { name: string | null, columns: Array<string>, };

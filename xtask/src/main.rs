@@ -36,20 +36,14 @@ fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// Writes `bindings/dbbridge.d.ts` and `bindings/openrpc.json`; with `--check`,
-/// fails when the checked-in files differ from what would be written.
+/// Writes every generated file (the bindings, the TypeScript client's
+/// `protocol.ts`, `docs/api.md`); with `--check`, fails when a checked-in
+/// file differs from what would be written.
 fn codegen(check: bool) -> Result<()> {
-    let dir = workspace_root().join("bindings");
-    let files = [
-        ("dbbridge.d.ts", dbbridge_protocol::codegen::typescript()),
-        (
-            "openrpc.json",
-            serde_json::to_string_pretty(&dbbridge_protocol::codegen::openrpc())? + "\n",
-        ),
-    ];
+    let root = workspace_root();
     let mut stale = Vec::new();
-    for (name, text) in files {
-        let path = dir.join(name);
+    for (name, text) in dbbridge_protocol::apidoc::generated_files() {
+        let path = root.join(name);
         let current = std::fs::read_to_string(&path).unwrap_or_default();
         if current == text {
             continue;
@@ -57,14 +51,16 @@ fn codegen(check: bool) -> Result<()> {
         if check {
             stale.push(name);
         } else {
-            std::fs::create_dir_all(&dir)?;
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
             std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
             eprintln!("wrote {}", path.display());
         }
     }
     if !stale.is_empty() {
         bail!(
-            "bindings out of date: {} (run `cargo xtask codegen`)",
+            "generated files out of date: {} (run `cargo xtask codegen`)",
             stale.join(", ")
         );
     }

@@ -93,6 +93,12 @@ impl TypeVisitor for Declarations {
             T::visit_dependencies(self);
             return;
         }
+        // Two Rust types may share one TypeScript name (`JsonValue` is both
+        // serde_json's value and ts-rs's own): declare it once.
+        if self.decls.iter().any(|(ident, _)| *ident == T::ident()) {
+            T::visit_dependencies(self);
+            return;
+        }
         let docs = T::docs().unwrap_or_default();
         self.decls.push((
             T::ident(),
@@ -174,9 +180,17 @@ pub fn openrpc() -> Value {
         let params_schema = (m.params_schema)(&mut generator);
         let data_schema = (m.result_schema)(&mut generator);
         let params = content_descriptors(&generator, params_schema.as_value());
+        let (emits, codes) = crate::surface::method_surface(m.name);
+        let codes: Vec<&str> = crate::surface::ANY_METHOD
+            .iter()
+            .chain(&codes)
+            .map(|c| c.as_str())
+            .collect();
         methods.push(json!({
             "name": m.name,
             "summary": m.summary,
+            "x-events": emits,
+            "x-error-codes": codes,
             "paramStructure": "by-name",
             "params": params,
             "result": {

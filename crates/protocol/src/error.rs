@@ -27,7 +27,8 @@ pub enum ErrorCode {
     RestoreFailed,
     ToolNotFound,
     ToolVersionMismatch,
-    /// An export job could not write its file (disk, permissions, a format's limit).
+    // An export job could not write its file (disk, permissions, a format's limit).
+    // (A plain comment: a doc comment would split the enum's JSON schema.)
     ExportFailed,
     ShuttingDown,
     Internal,

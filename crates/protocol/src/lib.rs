@@ -5,6 +5,7 @@
 //! types, `cargo xtask codegen` turns them into TypeScript and OpenRPC, and the
 //! connectors in `dbbridge-db` fill the data shapes (value kinds, metadata).
 
+pub mod apidoc;
 pub mod backup;
 pub mod bridge;
 pub mod codegen;
@@ -18,6 +19,7 @@ pub mod metadata;
 pub mod query;
 pub mod secret;
 pub mod session;
+pub mod surface;
 
 pub use error::{ErrorCode, RpcError};
 pub use message::{Envelope, Notification, RequestId};

@@ -7,6 +7,16 @@ export type BackupFormat = "plain" | "custom";
 
 export type BackupIdParams = { backupId: string, };
 
+export type BackupInfo = { backupId: string, kind: EngineKind, database: string, path: string, sizeBytes: number, sha256: string | null, status: JobStatus, startedAt: string, finishedAt: string | null, toolVersion: string | null, serverVersion: string | null, 
+/**
+ * False when the backup's file has gone missing since (it is listed, not hidden).
+ */
+fileExists: boolean, 
+/**
+ * Why a failed backup failed.
+ */
+error?: string, };
+
 export type BackupListParams = { connectionId?: string, };
 
 /**
@@ -290,9 +300,16 @@ lastInsertId?: string, };
 export type RpcError = { code: ErrorCode, message: string, details?: JsonValue, };
 
 /**
+ * A saved connection as listed: never a password.
+ */
+export type SavedConnection = { connectionId: string, name: string, kind: EngineKind, host?: string, port?: number, database?: string, user?: string, path?: string, };
+
+/**
  * `{"connectionId": "c_..."}`: a saved connection.
  */
 export type SavedConnectionRef = { connectionId: string, connectTimeoutMs?: number, };
+
+export type SchemaInfo = { name: string, isSystem: boolean, };
 
 export type SecretBackend = "keychain" | "encryptedFile";
 
@@ -336,6 +353,33 @@ export type SessionClosedReason = "idle" | "connectionLost" | "shutdown";
 
 export type SessionIdParams = { sessionId: string, };
 
+export type SessionInfo = { sessionId: string, kind: EngineKind, 
+/**
+ * The database name, or the file path for SQLite.
+ */
+database: string, 
+/**
+ * RFC 3339 UTC.
+ */
+openedAt: string, 
+/**
+ * RFC 3339 UTC.
+ */
+lastActivityAt: string, runningQueryId: string | null, 
+/**
+ * The running query's state when it has a window: `running`, or
+ * `paused` (waiting for `query.fetch`).
+ */
+queryState?: string, 
+/**
+ * Rows the running query has sent, when it has a window.
+ */
+rowsSent?: number, 
+/**
+ * Whether a transaction is open on the session's connection, where the engine tells.
+ */
+inTransaction?: boolean, };
+
 export type SessionOpenParams = { connection: ConnectionParams, 
 /**
  * Close the session after this long without activity (default 30 minutes).
@@ -359,6 +403,12 @@ create?: boolean, connectTimeoutMs?: number, };
 export type SslMode = "disable" | "prefer" | "require" | "verify-ca" | "verify-full";
 
 export type TableDescription = { schema: string, name: string, type: TableType, columns: Array<ColumnDescription>, primaryKey: PrimaryKey | null, foreignKeys: Array<ForeignKey>, indexes: Array<IndexInfo>, };
+
+export type TableInfo = { schema: string, name: string, type: TableType, rowEstimate?: number, comment?: string, 
+/**
+ * A Postgres partitioned table (its `type` is `table`); absent when false.
+ */
+partitioned?: boolean, };
 
 export type TableType = "table" | "view" | "materializedView" | "foreignTable";
 

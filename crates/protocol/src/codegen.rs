@@ -90,7 +90,10 @@ impl TypeVisitor for Declarations {
             return;
         }
         if T::output_path().is_none() {
+            // A built-in wrapper (`Vec<T>`, `Option<T>`) names its element
+            // among its generics, not its dependencies.
             T::visit_dependencies(self);
+            T::visit_generics(self);
             return;
         }
         // Two Rust types may share one TypeScript name (`JsonValue` is both

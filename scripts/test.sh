@@ -25,7 +25,7 @@ actionlint .github/workflows/ci.yml
 step "cargo test"
 # A missing database server is a failure, never a skip, when CI is set.
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+trap 'rm -f "$log" "$log.npm"' EXIT
 set +e
 cargo test --workspace --quiet -- --test-threads "${DBBRIDGE_TEST_THREADS:-4}" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
@@ -37,9 +37,18 @@ DBBRIDGE_TEST_POSTGRES_MAJOR=18 cargo test -p dbbridge --test it --quiet -- \
   --test-threads "${DBBRIDGE_TEST_THREADS:-4}" 2>&1 | tee -a "$log"
 status18=${PIPESTATUS[0]}
 if [ "$status" -eq 0 ]; then status=$status18; fi
+# The TypeScript client (tsc --strict, its unit tests, the QA scenario over
+# stdio and WebSocket, the Electron relay, the Chromium page) against the
+# binary cargo test built and throwaway servers of its own.
+step "npm test (clients/typescript) beside throwaway PostgreSQL and MariaDB"
+DBBRIDGE_BIN="$PWD/target/debug/dbbridge" cargo run -q -p xtask -- with-servers -- \
+  npm --prefix clients/typescript test 2>&1 | tee "$log.npm"
+statusnpm=${PIPESTATUS[0]}
+if [ "$status" -eq 0 ]; then status=$statusnpm; fi
 set -e
 # One closing line for the whole run (cargo's last line is often the doc
 # tests' "0 passed", which says nothing of the run).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
-     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+     END { printf "cargo tests: %d passed, %d failed\n", p, f }' "$log"
+awk '/^# pass / { p = $3 } /^# fail / { f = $3 } END { printf "npm tests: %d passed, %d failed\n", p, f }' "$log.npm"
 exit "$status"

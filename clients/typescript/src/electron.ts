@@ -14,7 +14,7 @@ export const CHANNELS = { send: "dbbridge:send", message: "dbbridge:message", cl
 /** What the relay needs of Electron's `ipcMain`. */
 export interface IpcMainLike {
   on(channel: string, listener: (event: { sender: unknown }, message: unknown) => void): unknown;
-  removeListener(channel: string, listener: (...args: never[]) => void): unknown;
+  removeListener(channel: string, listener: (event: { sender: unknown }, message: unknown) => void): unknown;
 }
 
 /** What the relay needs of a window's `webContents`. */
@@ -46,7 +46,7 @@ export function relay(transport: Transport, ipcMain: IpcMainLike, webContents: W
     if (!webContents.isDestroyed()) webContents.send(CHANNELS.closed, reason);
   });
   return () => {
-    ipcMain.removeListener(CHANNELS.send, fromRenderer as (...args: never[]) => void);
+    ipcMain.removeListener(CHANNELS.send, fromRenderer);
   };
 }
 

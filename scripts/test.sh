@@ -20,7 +20,7 @@ step "cargo deny (licenses, bans, sources; the advisory database cannot be fetch
 cargo deny --offline --log-level error check licenses bans sources
 
 step "actionlint"
-actionlint .github/workflows/ci.yml
+actionlint .github/workflows/ci.yml .github/workflows/release.yml
 
 step "cargo test"
 # A missing database server is a failure, never a skip, when CI is set.

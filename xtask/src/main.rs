@@ -1,5 +1,5 @@
 //! Project automation: `cargo xtask codegen [--check]`, `cargo xtask bench ...`,
-//! `cargo xtask fuzz`, `cargo xtask with-servers -- CMD`.
+//! `cargo xtask fuzz`, `cargo xtask dist`, `cargo xtask with-servers -- CMD`.
 // xtask is a command-line tool: printing its report is its job.
 #![allow(clippy::print_stdout)]
 
@@ -9,6 +9,7 @@ mod bench_export;
 mod bench_lanes;
 mod bench_my;
 mod bench_pg;
+mod dist;
 mod fuzz;
 mod servers;
 
@@ -24,9 +25,10 @@ fn main() -> Result<()> {
         ["codegen", "--check"] => codegen(true),
         ["bench", rest @ ..] => bench::run(&workspace_root(), rest),
         ["fuzz", rest @ ..] => fuzz::run(&workspace_root(), rest),
+        ["dist", rest @ ..] => dist::run(&workspace_root(), rest),
         ["with-servers", "--", rest @ ..] => servers::with_servers(rest),
         _ => bail!(
-            "usage: cargo xtask codegen [--check] | cargo xtask bench sqlite|postgres|mysql|backup|export|lanes | cargo xtask fuzz [--runs N] [--seconds S] [TARGET...] | cargo xtask with-servers -- CMD..."
+            "usage: cargo xtask codegen [--check] | cargo xtask bench sqlite|postgres|mysql|backup|export|lanes | cargo xtask fuzz [--runs N] [--seconds S] [TARGET...] | cargo xtask dist [--target TRIPLE] | cargo xtask with-servers -- CMD..."
         ),
     }
 }

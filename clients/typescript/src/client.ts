@@ -130,7 +130,7 @@ export class Client<T extends Transport = Transport> {
     return p;
   }
 
-  private receive(text: string): void {
+  private receive(incoming: string | object): void {
     let message: {
       id?: number | string | null;
       method?: string;
@@ -138,10 +138,14 @@ export class Client<T extends Transport = Transport> {
       result?: { ok: boolean; data: unknown; error: RpcError | null };
       error?: { code: number; message: string };
     };
-    try {
-      message = JSON.parse(text);
-    } catch {
-      return; // Not JSON: nothing to route it to.
+    if (typeof incoming === "string") {
+      try {
+        message = JSON.parse(incoming);
+      } catch {
+        return; // Not JSON: nothing to route it to.
+      }
+    } else {
+      message = incoming;
     }
     if (typeof message.method === "string" && message.id === undefined) {
       for (const handler of this.handlers.get(message.method) ?? []) {

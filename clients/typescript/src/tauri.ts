@@ -20,22 +20,24 @@ export const PLUGIN_COMMANDS = {
 
 /** The in-process plugin: one connection to the bridge's router per client. */
 export class TauriPluginTransport implements Transport {
-  private onMessageHandler: (message: string) => void = () => undefined;
+  private onMessageHandler: (message: string | object) => void = () => undefined;
   private onCloseHandler: (reason: string) => void = () => undefined;
   private closed = false;
 
   private constructor(
     private readonly invoke: (cmd: string, args?: Record<string, unknown>) => Promise<unknown>,
     private readonly connection: number,
-    setReceiver: (receiver: (message: string) => void) => void,
+    setReceiver: (receiver: (message: string | object) => void) => void,
   ) {
     setReceiver((message) => this.onMessageHandler(message));
   }
 
   static async open(): Promise<TauriPluginTransport> {
     const { Channel, invoke } = await import("@tauri-apps/api/core");
-    let receiver: (message: string) => void = () => undefined;
-    const channel = new Channel<string>();
+    let receiver: (message: string | object) => void = () => undefined;
+    // The plugin sends each message as the JSON the bridge encoded; Tauri
+    // hands it over parsed.
+    const channel = new Channel<object>();
     channel.onmessage = (message) => receiver(message);
     const connection = (await invoke(PLUGIN_COMMANDS.connect, { onMessage: channel })) as number;
     return new TauriPluginTransport(invoke, connection, (r) => {
@@ -50,7 +52,7 @@ export class TauriPluginTransport implements Transport {
     });
   }
 
-  onMessage(handler: (message: string) => void): void {
+  onMessage(handler: (message: string | object) => void): void {
     this.onMessageHandler = handler;
   }
 

@@ -5,8 +5,12 @@
 export interface Transport {
   /** Sends one message. Throws when the transport is closed. */
   send(message: string): void;
-  /** Sets the one receiver of incoming messages. */
-  onMessage(handler: (message: string) => void): void;
+  /**
+   * Sets the one receiver of incoming messages: JSON text, or a message a
+   * transport already has parsed (the Tauri plugin's Channel delivers
+   * the bridge's JSON parsed, never encoded twice).
+   */
+  onMessage(handler: (message: string | object) => void): void;
   /** Sets the one receiver of the close, with a reason for humans. */
   onClose(handler: (reason: string) => void): void;
   /** Closes the transport (ends the bridge's stdin, or the socket). */

@@ -1,28 +1,6 @@
 //! The `dbbridge` command line: `serve` (stdio or WebSocket) and `demo`.
 //! This is the only place that prints to stdout outside the protocol writer.
 
-mod catalog;
-mod client;
-mod connections;
-mod demo;
-mod errors;
-mod handlers;
-mod health;
-mod ids;
-mod jobs;
-mod logging;
-mod parent;
-mod query;
-mod redact;
-mod router;
-mod rpc;
-mod secrets;
-mod server;
-mod session;
-mod shutdown;
-mod state;
-mod transport;
-
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,8 +11,9 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use tracing_subscriber::filter::LevelFilter;
 
-use crate::state::{Bridge, BridgeConfig};
-use crate::transport::DEFAULT_MAX_MESSAGE_BYTES;
+use dbbridge::state::{Bridge, BridgeConfig};
+use dbbridge::transport::DEFAULT_MAX_MESSAGE_BYTES;
+use dbbridge::{demo, handlers, logging, parent, redact, secrets, server, shutdown, transport};
 
 #[derive(Parser)]
 #[command(

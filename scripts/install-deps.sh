@@ -39,6 +39,13 @@ need gnome-keyring-daemon gnome-keyring
 need node nodejs
 need npm npm
 need chromium chromium
+# The Tauri plugin builds against Tauri's Linux libraries (GTK 3, WebKitGTK
+# 4.1), even with no webview in its mock-runtime tests.
+lib() { # lib PKG-CONFIG-NAME PACKAGE
+  pkg-config --exists "$1" 2>/dev/null || missing+=("$2")
+}
+lib gtk+-3.0 libgtk-3-dev
+lib webkit2gtk-4.1 libwebkit2gtk-4.1-dev
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "install-deps: installing ${missing[*]}" >&2

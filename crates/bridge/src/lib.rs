@@ -9,6 +9,8 @@ mod connections;
 pub mod demo;
 pub mod embed;
 mod errors;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod handlers;
 mod health;
 mod ids;

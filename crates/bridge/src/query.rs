@@ -54,8 +54,10 @@ pub fn start(
         async move {
             // Events come after the answer that names the query.
             let _ = replied.await;
-            drive(&session, &control, stream, timeout).await;
-            manager.query_ended();
+            drive(&session, &control, stream, timeout, &|| {
+                manager.query_ended()
+            })
+            .await;
             control.finished.cancel();
         }
         .instrument(span),
@@ -76,6 +78,7 @@ async fn drive(
     control: &QueryControl,
     mut stream: QueryStream,
     timeout: Option<Duration>,
+    ended: &(dyn Fn() + Sync),
 ) {
     let started = Instant::now();
     // Without a timeout, a deadline that never comes (a century away).
@@ -240,8 +243,11 @@ async fn drive(
     if stop.is_some() {
         session.client.discard_rows(control.stream);
     }
-    // Free the session before telling the client, so its next query.run is never refused.
+    // Free the session and stop counting the query before telling the
+    // client, so its next query.run is never refused and a `health.ping`
+    // after `query.done` never counts it as running.
     session.release(&control.query_id);
+    ended();
     if stop != Some(Stop::ClientGone) {
         let client = &session.client;
         let notify = async move {

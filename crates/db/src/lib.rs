@@ -129,6 +129,13 @@ pub(crate) const KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::
 /// ...and the connection is given up after this many unanswered (about 60 s).
 pub(crate) const KEEPALIVE_RETRIES: u32 = 3;
 
+/// How long a cancelled statement may take to end once its cancel was sent
+/// (Postgres' cancel request, MySQL's `KILL QUERY`). A server that has not
+/// ended it by then is unreachable (a stalled network, a proxy that stopped
+/// forwarding) or ignoring us: the connection is given up and the session
+/// reported lost, rather than waiting on it for ever.
+pub(crate) const ABORT_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// A cancel sent to the server from a task of its own (Postgres' cancel
 /// request, MySQL's `KILL QUERY`), which the query's run loop can wait for
 /// before it runs anything else on the connection, so a late cancel never

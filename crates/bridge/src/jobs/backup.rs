@@ -120,6 +120,7 @@ pub async fn start(
         dest,
         catalog: catalog.clone(),
         client,
+        jobs: jobs.clone(),
     };
     jobs.spawn(id.clone(), move |cancel| job.run(cancel));
     Ok(id)
@@ -131,6 +132,8 @@ struct SqliteBackup {
     dest: PathBuf,
     catalog: Arc<Catalog>,
     client: Client,
+    /// Released before the done event, so a ping after it counts the job no more.
+    jobs: Arc<JobManager>,
 }
 
 impl SqliteBackup {
@@ -178,6 +181,7 @@ impl SqliteBackup {
                 ))),
             )),
         };
+        self.jobs.release(&self.id);
         end(
             &self.catalog,
             &self.client,
@@ -195,6 +199,7 @@ impl SqliteBackup {
 /// `preparing`, the engine's `dump` into it, then the checksum, the rename,
 /// the catalog and `backup.done`.
 pub(super) async fn run_dump(
+    jobs: &JobManager,
     id: &str,
     dest: &Path,
     catalog: &Catalog,
@@ -210,6 +215,7 @@ pub(super) async fn run_dump(
         Ok(()) => finish_copy(&part, dest, &mut reporter).await,
         Err(failed) => Err(failed),
     };
+    jobs.release(id);
     end(catalog, client, id, dest, &part, outcome, started).await;
 }
 
@@ -224,7 +230,8 @@ pub(super) async fn finish_copy(part: &Path, dest: &Path, reporter: &mut Reporte
     Ok(done)
 }
 
-/// Removes what a failed backup left, records its end, sends `backup.done`.
+/// Removes what a failed backup left, records its end, sends `backup.done`
+/// (the caller has released the job: a ping after the done counts it no more).
 pub(super) async fn end(
     catalog: &Catalog,
     client: &Client,

@@ -105,6 +105,7 @@ pub async fn start_backup(
         dest,
         catalog: catalog.clone(),
         client,
+        jobs: jobs.clone(),
     };
     jobs.spawn(id.clone(), move |cancel| job.run(cancel));
     Ok(id)
@@ -118,11 +119,14 @@ struct MyBackup {
     dest: PathBuf,
     catalog: Arc<Catalog>,
     client: Client,
+    /// Released before the done event, so a ping after it counts the job no more.
+    jobs: Arc<JobManager>,
 }
 
 impl MyBackup {
     async fn run(self, cancel: CancellationToken) {
         run_dump(
+            &self.jobs,
             &self.id,
             &self.dest,
             &self.catalog,
@@ -217,6 +221,7 @@ pub async fn start_restore(
         database,
         admin: admin_spec,
         client,
+        jobs: jobs.clone(),
     };
     jobs.spawn(id.clone(), move |cancel| job.run(cancel));
     Ok(id)
@@ -246,11 +251,13 @@ struct MyRestore {
     database: String,
     admin: ConnectionSpec,
     client: Client,
+    /// Released before the done event, so a ping after it counts the job no more.
+    jobs: Arc<JobManager>,
 }
 
 impl MyRestore {
     async fn run(self, cancel: CancellationToken) {
-        run_restore(&self.id, &self.backup_id, &self.client, async |reporter| {
+        run_restore(&self.jobs, &self.id, &self.backup_id, &self.client, async |reporter| {
             let result = self.restore(&cancel, reporter).await;
             if result.is_err() {
                 // The fresh database this restore created goes again.

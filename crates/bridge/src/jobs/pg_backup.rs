@@ -104,6 +104,7 @@ pub async fn start(
         dest,
         catalog: catalog.clone(),
         client,
+        jobs: jobs.clone(),
     };
     jobs.spawn(id.clone(), move |cancel| job.run(cancel));
     Ok(id)
@@ -118,11 +119,14 @@ struct PgBackup {
     dest: PathBuf,
     catalog: Arc<Catalog>,
     client: Client,
+    /// Released before the done event, so a ping after it counts the job no more.
+    jobs: Arc<JobManager>,
 }
 
 impl PgBackup {
     async fn run(self, cancel: CancellationToken) {
         run_dump(
+            &self.jobs,
             &self.id,
             &self.dest,
             &self.catalog,

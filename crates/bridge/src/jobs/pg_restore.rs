@@ -71,6 +71,7 @@ pub async fn start(
         psql,
         target,
         client,
+        jobs: jobs.clone(),
     };
     jobs.spawn(id.clone(), move |cancel| job.run(cancel));
     Ok(id)
@@ -85,13 +86,19 @@ struct PgRestore {
     psql: Tool,
     target: Target,
     client: Client,
+    /// Released before the done event, so a ping after it counts the job no more.
+    jobs: Arc<JobManager>,
 }
 
 impl PgRestore {
     async fn run(self, cancel: CancellationToken) {
-        run_restore(&self.id, &self.backup_id, &self.client, async |reporter| {
-            self.restore(&cancel, reporter).await
-        })
+        run_restore(
+            &self.jobs,
+            &self.id,
+            &self.backup_id,
+            &self.client,
+            async |reporter| self.restore(&cancel, reporter).await,
+        )
         .await;
     }
 

@@ -114,6 +114,7 @@ pub async fn start(
         sha256: row.sha256.unwrap_or_default(),
         target,
         client,
+        jobs: jobs.clone(),
     };
     jobs.spawn(id.clone(), move |cancel| job.run(cancel));
     Ok(id)
@@ -126,13 +127,19 @@ struct SqliteRestore {
     sha256: String,
     target: PathBuf,
     client: Client,
+    /// Released before the done event, so a ping after it counts the job no more.
+    jobs: Arc<JobManager>,
 }
 
 impl SqliteRestore {
     async fn run(self, cancel: CancellationToken) {
-        run_restore(&self.id, &self.backup_id, &self.client, async |reporter| {
-            self.restore(&cancel, reporter).await
-        })
+        run_restore(
+            &self.jobs,
+            &self.id,
+            &self.backup_id,
+            &self.client,
+            async |reporter| self.restore(&cancel, reporter).await,
+        )
         .await;
     }
 
@@ -179,6 +186,7 @@ impl SqliteRestore {
 /// A restore's run, the same for every engine: the engine's `restore`,
 /// then the last progress and `backup.restore.done`.
 pub(super) async fn run_restore(
+    jobs: &JobManager,
     id: &str,
     backup_id: &str,
     client: &Client,
@@ -187,6 +195,7 @@ pub(super) async fn run_restore(
     let started = Instant::now();
     let mut reporter = Reporter::restore(id, backup_id, client);
     let result = restore(&mut reporter).await;
+    jobs.release(id);
     report_end(client, id, backup_id, result, started, &mut reporter).await;
 }
 

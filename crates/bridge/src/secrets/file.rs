@@ -383,20 +383,15 @@ fn load(path: &Path, key_path: &Path, env_key: Option<&SecretString>) -> State {
 fn read_sealed(path: &Path) -> Result<Sealed, (&'static str, String)> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ("unreadable", format!("cannot read {}: {e}", path.display())))?;
-    let sealed: Sealed = serde_json::from_str(&text).map_err(|e| {
-        (
-            "corrupt",
-            format!(
-                "{} is not a dbbridge secret file (truncated or modified?): {e}",
-                path.display()
-            ),
-        )
-    })?;
+    parse_sealed(&text).map_err(|e| ("corrupt", format!("{} {e}", path.display())))
+}
+
+/// The sealed file's envelope (not yet decrypted), or why it is not one.
+fn parse_sealed(text: &str) -> Result<Sealed, String> {
+    let sealed: Sealed = serde_json::from_str(text)
+        .map_err(|e| format!("is not a dbbridge secret file (truncated or modified?): {e}"))?;
     if sealed.format != FORMAT || sealed.version != VERSION {
-        return Err((
-            "corrupt",
-            format!("{} has an unknown format or version", path.display()),
-        ));
+        return Err("has an unknown format or version".into());
     }
     Ok(sealed)
 }
@@ -438,6 +433,19 @@ fn write(
         write_atomic(&paths.key_path, key.as_ref())
             .map_err(|e| unavailable("io", format!("cannot write the key file: {e}")))?;
     }
+    let text = seal(key, source, salt, entries)?;
+    write_atomic(&paths.path, &text)
+        .map_err(|e| unavailable("io", format!("cannot write {}: {e}", paths.path.display())))
+}
+
+/// The file's bytes: the entries as JSON, sealed under `key` with a fresh
+/// nonce, the envelope's fields bound in as associated data.
+fn seal(
+    key: &Key,
+    source: KeySource,
+    salt: Option<&[u8]>,
+    entries: &BTreeMap<String, SecretString>,
+) -> Result<Vec<u8>, RpcError> {
     let plain = {
         let map: BTreeMap<&str, &str> = entries
             .iter()
@@ -466,9 +474,70 @@ fn write(
         )
         .map_err(|_| RpcError::internal("encryption failed"))?;
     sealed.ciphertext = B64.encode(ciphertext);
-    let text = serde_json::to_vec(&sealed).map_err(|e| RpcError::internal(e.to_string()))?;
-    write_atomic(&paths.path, &text)
-        .map_err(|e| unavailable("io", format!("cannot write {}: {e}", paths.path.display())))
+    serde_json::to_vec(&sealed).map_err(|e| RpcError::internal(e.to_string()))
+}
+
+/// For the fuzz target: a secret file's bytes as the reader meets them.
+/// Anything at all is refused cleanly or opened; a file sealed here opens
+/// to exactly its entries; and a file changed in one byte never opens to
+/// different entries (the AEAD and its associated data hold).
+#[doc(hidden)]
+pub fn fuzz_secret_file(data: &[u8]) {
+    let key: Key = Zeroizing::new([7u8; 32]);
+    // 1. The bytes as a file on disk.
+    if let Ok(text) = std::str::from_utf8(data)
+        && let Ok(sealed) = parse_sealed(text)
+    {
+        let _ = open_sealed(&sealed, &key);
+    }
+    // 2. The bytes as entries: NUL-separated key/value pairs.
+    let mut entries = BTreeMap::new();
+    let mut parts = data.split(|&b| b == 0);
+    while let (Some(k), Some(v)) = (parts.next(), parts.next()) {
+        entries.insert(
+            String::from_utf8_lossy(k).into_owned(),
+            SecretString::from(String::from_utf8_lossy(v).into_owned()),
+        );
+    }
+    let salt = data.get(..16);
+    let source = if salt.is_some() {
+        KeySource::Passphrase
+    } else {
+        KeySource::LocalKey
+    };
+    let Ok(bytes) = seal(&key, source, salt, &entries) else {
+        panic!("sealing failed");
+    };
+    let plain = |m: &BTreeMap<String, SecretString>| -> Vec<(String, String)> {
+        m.iter()
+            .map(|(k, v)| (k.clone(), v.expose_secret().to_owned()))
+            .collect()
+    };
+    let text = std::str::from_utf8(&bytes).unwrap_or_default();
+    let opened = parse_sealed(text)
+        .ok()
+        .and_then(|s| open_sealed(&s, &key).ok());
+    assert_eq!(
+        opened.as_ref().map(plain),
+        Some(plain(&entries)),
+        "a sealed file did not open to its entries"
+    );
+    // 3. One byte changed, chosen by the input.
+    if !bytes.is_empty() {
+        let mut changed = bytes.clone();
+        let at = data.iter().map(|&b| b as usize).sum::<usize>() % changed.len();
+        changed[at] ^= data.first().copied().unwrap_or(1).max(1);
+        if let Ok(text) = std::str::from_utf8(&changed)
+            && let Ok(sealed) = parse_sealed(text)
+            && let Ok(reopened) = open_sealed(&sealed, &key)
+        {
+            assert_eq!(
+                plain(&reopened),
+                plain(&entries),
+                "a changed file opened to other entries"
+            );
+        }
+    }
 }
 
 /// Temp file (0600) in the same directory, fsync, rename, fsync the directory.

@@ -2,7 +2,7 @@
 //! (`keyring`) and an encrypted file in the data dir for machines where no
 //! keychain answers. Values are held in `secrecy` types and never logged.
 
-mod file;
+pub(crate) mod file;
 mod keychain;
 
 use std::path::Path;

@@ -120,8 +120,12 @@ async fn read_lines<R: AsyncBufRead + Unpin>(
             }
         };
         if buf.is_empty() {
-            // EOF: a last line without a newline still counts.
-            if !discarding && !line.is_empty() {
+            // EOF: a last line without a newline still counts, and is
+            // answered as too large when it was (the fuzz target found it
+            // dropped without an answer).
+            if discarding {
+                let _ = tx.send(Inbound::TooLarge { limit }).await;
+            } else if !line.is_empty() {
                 let _ = tx.send(frame(std::mem::take(&mut line))).await;
             }
             break;
@@ -152,6 +156,45 @@ async fn read_lines<R: AsyncBufRead + Unpin>(
         }
     }
     tracing::debug!("stdin closed");
+}
+
+/// For the fuzz target: the line reader over arbitrary bytes. The first
+/// byte sets the size cap, the second the read buffer's size (so lines
+/// arrive split across reads); the rest is stdin. Every line comes out as
+/// exactly one frame, in order: its text (less one trailing CR, invalid
+/// UTF-8 replaced) when within the cap, `TooLarge` when over it.
+#[doc(hidden)]
+pub fn fuzz_read_lines(data: &[u8]) {
+    let [cap, buffer, input @ ..] = data else {
+        return;
+    };
+    let limit = 1 + *cap as usize;
+    let (tx, mut rx) = mpsc::channel(input.len() + 2);
+    let reader = tokio::io::BufReader::with_capacity(1 + (*buffer as usize % 64), input);
+    futures::executor::block_on(read_lines(reader, tx, limit));
+    let mut lines: Vec<&[u8]> = input.split(|&b| b == b'\n').collect();
+    if lines.last().is_some_and(|l| l.is_empty()) {
+        lines.pop(); // After the last newline: no line.
+    }
+    for line in lines {
+        match rx.try_recv() {
+            Ok(Inbound::Text(text)) => {
+                assert!(line.len() <= limit, "a line over the cap came through");
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                assert_eq!(
+                    text,
+                    String::from_utf8_lossy(line),
+                    "a line changed on the way"
+                );
+            }
+            Ok(Inbound::TooLarge { limit: l }) => {
+                assert_eq!(l, limit);
+                assert!(line.len() > limit, "a line within the cap was refused");
+            }
+            Err(_) => panic!("a line was lost"),
+        }
+    }
+    assert!(rx.try_recv().is_err(), "a frame came from nowhere");
 }
 
 fn frame(mut bytes: Vec<u8>) -> Inbound {

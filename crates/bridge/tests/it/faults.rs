@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::export::part_files;
 use crate::harness::{Bridge, Options};
@@ -292,31 +292,58 @@ fn a_pg_dump_killed_mid_backup_fails_the_job_cleanly() {
         "CREATE TABLE t AS SELECT g FROM generate_series(1, 1000) g",
     );
     assert!(out.status.success());
-    // A lock held elsewhere keeps pg_dump waiting, so it is there to kill.
-    let mut locker = Bridge::start();
-    let ls = locker.open_session(&pg.connection(&source));
-    locker.query(
-        &ls,
+    kill_the_dump_mid_backup(
+        &pg.connection(&source),
         "BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE",
-        json!({}),
+        "pg_dump",
     );
+}
+
+/// The same for `mariadb-dump`.
+#[test]
+fn a_mariadb_dump_killed_mid_backup_fails_the_job_cleanly() {
+    let Some(my) = crate::servers::mysql() else {
+        return;
+    };
+    let source = my.create_database();
+    let out = my.client(
+        &source,
+        "CREATE TABLE t (g INT PRIMARY KEY); INSERT INTO t SELECT seq FROM seq_1_to_1000",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    kill_the_dump_mid_backup(
+        &my.connection(&source),
+        "LOCK TABLES t WRITE",
+        "mariadb-dump",
+    );
+}
+
+/// Holds a lock on `t` from another bridge session so the dump tool waits,
+/// SIGKILLs the tool, and checks the job fails cleanly.
+fn kill_the_dump_mid_backup(connection: &Value, lock: &str, tool: &str) {
+    let mut locker = Bridge::start();
+    let ls = locker.open_session(connection);
+    locker.query(&ls, lock, json!({}));
     let mut b = Bridge::start();
-    let id = b.ok(
-        "backup.start",
-        json!({"connection": pg.connection(&source)}),
-    )["backupId"]
+    let id = b.ok("backup.start", json!({"connection": connection}))["backupId"]
         .as_str()
         .unwrap()
         .to_string();
     let mut pid = None;
     for _ in 0..200 {
-        pid = child_named(b.pid(), "pg_dump");
+        pid = child_named(b.pid(), tool);
         if pid.is_some() {
             break;
         }
         std::thread::sleep(Duration::from_millis(25));
     }
-    let pid = pid.expect("pg_dump runs");
+    let pid = pid.unwrap_or_else(|| panic!("{tool} runs"));
+    // Give the tool a moment to reach the lock: it is then mid-dump.
+    std::thread::sleep(Duration::from_millis(300));
     let status = Command::new("kill")
         .args(["-KILL", &pid.to_string()])
         .status()
@@ -324,9 +351,10 @@ fn a_pg_dump_killed_mid_backup_fails_the_job_cleanly() {
     assert!(status.success());
     let (_, done) = b.job_events("backupId", &id, "backup.done");
     assert_eq!(done["status"], "failed", "{done}");
-    assert_eq!(
-        done["error"]["message"],
-        "pg_dump ended with signal: 9 (SIGKILL): it wrote nothing on stderr"
+    let message = done["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("{tool} ended with signal: 9 (SIGKILL)")),
+        "{done}"
     );
     assert_eq!(done["error"]["code"], "BACKUP_FAILED", "{done}");
     assert!(!Path::new(done["path"].as_str().unwrap()).exists());
@@ -334,4 +362,127 @@ fn a_pg_dump_killed_mid_backup_fails_the_job_cleanly() {
     let row = crate::harness::find(&listed, "backupId", &id);
     assert_eq!(row["status"], "failed", "{row}");
     assert_eq!(b.ok("health.ping", json!({}))["runningJobs"], 0);
+    // The lock holder's session is untouched.
+    assert_eq!(
+        locker.query(&ls, "SELECT 1", json!({})).status(),
+        "completed"
+    );
+}
+
+/// Postgres stopped with `pg_ctl stop -m immediate` while a result streams:
+/// the stream fails with CONNECTION_FAILED, both sessions on that server are
+/// closed as `connectionLost`, a SQLite session of the same client keeps its
+/// data whole and serves on, and once the server is back a new session works.
+#[test]
+fn postgres_stopped_immediately_mid_stream_fails_the_stream_and_spares_the_rest() {
+    let Some(cluster) = crate::servers::Cluster::private() else {
+        return;
+    };
+    let pg = &cluster.pg;
+    let db = pg.create_database();
+    let mut b = Bridge::start();
+    let streaming = b.open_session(&pg.connection(&db));
+    let idle = b.open_session(&pg.connection(&db));
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = b.open_sqlite(dir.path().join("spared.db").to_str().unwrap());
+    b.query(
+        &sqlite,
+        "CREATE TABLE t AS WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 100000) SELECT n FROM c",
+        json!({}),
+    );
+    let q = b.start_query(
+        &streaming,
+        "SELECT g, md5(g::text) FROM generate_series(1, 50000000) g",
+        json!({}),
+    );
+    b.consume_for(Duration::from_millis(700)); // rows are flowing
+    cluster.stop_immediate();
+    let done = b.wait_done(&q, Duration::from_secs(30));
+    assert_eq!(done["status"], "failed", "{done}");
+    assert_eq!(done["error"]["code"], "CONNECTION_FAILED", "{done}");
+    for s in [&streaming, &idle] {
+        let closed = b.event_where(Duration::from_secs(30), |e| {
+            e["method"] == "session.closed" && e["params"]["sessionId"] == s.as_str()
+        });
+        assert_eq!(closed["params"]["reason"], "connectionLost", "{closed}");
+    }
+    let spared = b.query(&sqlite, "SELECT count(*), sum(n) FROM t", json!({}));
+    assert_eq!(spared.rows(0), [json!(["100000", "5000050000"])]);
+    let health = settled_health(&mut b);
+    assert_eq!(health["runningQueries"], 0, "{health}");
+    assert_eq!(health["sessions"], 1, "{health}");
+    cluster.restart();
+    let again = b.open_session(&pg.connection(&db));
+    assert_eq!(b.query(&again, "SELECT 1", json!({})).status(), "completed");
+}
+
+/// A network to Postgres that stalls mid-stream (a loopback proxy that stops
+/// forwarding but keeps both sockets open, so TCP itself sees nothing
+/// wrong): `query.cancel` and `session.close` answer within 5 s, the
+/// session is gone within that bound, and the bridge serves on.
+#[test]
+fn a_postgres_network_that_stalls_mid_stream_still_answers_cancel_and_close() {
+    let Some(pg) = crate::servers::postgres() else {
+        return;
+    };
+    let db = pg.create_database();
+    let (port, stalled) = crate::harness::stalling_proxy((pg.host.clone(), pg.port));
+    let mut b = Bridge::start();
+    let mut conn = pg.connection(&db);
+    conn["host"] = json!("127.0.0.1");
+    conn["port"] = json!(port);
+    let s = b.open_session(&conn);
+    let q = b.start_query(
+        &s,
+        "SELECT g, repeat('x', 200) FROM generate_series(1, 50000000) g",
+        json!({}),
+    );
+    b.event_where(Duration::from_secs(30), |e| {
+        e["method"] == "query.result" && e["params"]["queryId"] == q
+    });
+    stalled.store(true, std::sync::atomic::Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(300));
+    let asked = std::time::Instant::now();
+    b.ok("query.cancel", json!({"sessionId": s}));
+    let cancel_answered = asked.elapsed();
+    let asked = std::time::Instant::now();
+    b.ok("session.close", json!({"sessionId": s}));
+    let close_answered = asked.elapsed();
+    let done = b.wait_done(&q, Duration::from_secs(15));
+    let ended = asked.elapsed();
+    eprintln!(
+        "stalled Postgres: cancel answered in {cancel_answered:?}, close in {close_answered:?}, query.done {} after {ended:?}",
+        done["status"]
+    );
+    assert!(
+        cancel_answered < Duration::from_secs(5),
+        "{cancel_answered:?}"
+    );
+    assert!(
+        close_answered < Duration::from_secs(5),
+        "{close_answered:?}"
+    );
+    assert!(ended < Duration::from_secs(5), "query.done after {ended:?}");
+    assert_eq!(done["status"], "cancelled", "{done}");
+    assert_eq!(
+        b.err("query.run", json!({"sessionId": s, "sql": "SELECT 1"}))["code"],
+        "SESSION_NOT_FOUND"
+    );
+    let health = settled_health(&mut b);
+    assert_eq!(health["sessions"], 0, "{health}");
+    assert_eq!(health["runningQueries"], 0, "{health}");
+}
+
+/// `health.ping` once no query is counted as running (the count drops just
+/// after `query.done` is sent), or after 2 s.
+fn settled_health(b: &mut Bridge) -> Value {
+    let mut health = b.ok("health.ping", json!({}));
+    for _ in 0..40 {
+        if health["runningQueries"] == 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        health = b.ok("health.ping", json!({}));
+    }
+    health
 }

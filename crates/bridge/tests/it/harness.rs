@@ -7,6 +7,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -545,4 +546,46 @@ impl Bridge {
         let id = self.start_query(session, sql, extra);
         self.collect(&id, Duration::from_secs(120))
     }
+}
+
+/// A loopback TCP proxy to `upstream` that the test can stall: once
+/// `stalled`, it forwards nothing more either way (sockets stay open).
+pub fn stalling_proxy(upstream: (String, u16)) -> (u16, Arc<AtomicBool>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let stalled = Arc::new(AtomicBool::new(false));
+    let flag = stalled.clone();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { return };
+            let Ok(server) = TcpStream::connect((upstream.0.as_str(), upstream.1)) else {
+                continue;
+            };
+            for (mut from, mut to) in [
+                (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                (server, client),
+            ] {
+                let flag = flag.clone();
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 16384];
+                    loop {
+                        if flag.load(Ordering::SeqCst) {
+                            // Hold the connection open and silent.
+                            std::thread::sleep(Duration::from_secs(60));
+                            return;
+                        }
+                        match from.read(&mut buf) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => {
+                                if flag.load(Ordering::SeqCst) || to.write_all(&buf[..n]).is_err() {
+                                    continue;
+                                }
+                            }
+                        }
+                    }
+                });
+            }
+        }
+    });
+    (port, stalled)
 }

@@ -3,15 +3,14 @@
 //! `KILL QUERY` cannot connect or whose server stopped answering, and the
 //! caching_sha2 RSA exchange against a scripted peer.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::io::Write;
+use std::net::TcpListener;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::harness::Bridge;
+use crate::harness::{Bridge, stalling_proxy};
 use crate::mysql::client_ok;
 use crate::mysql8::{greeting, packet, read};
 use crate::servers::{mysql, private_mysql};
@@ -148,48 +147,6 @@ fn a_cancel_whose_kill_cannot_connect_closes_the_session() {
     b.ok("health.ping", json!({}));
     let s2 = b.open_session(&my.connection(&db));
     assert_eq!(b.query(&s2, "SELECT 1", json!({})).status(), "completed");
-}
-
-/// A loopback TCP proxy to `upstream` that the test can stall: once
-/// `stalled`, it forwards nothing more either way (sockets stay open).
-fn stalling_proxy(upstream: (String, u16)) -> (u16, Arc<AtomicBool>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let stalled = Arc::new(AtomicBool::new(false));
-    let flag = stalled.clone();
-    std::thread::spawn(move || {
-        for client in listener.incoming() {
-            let Ok(client) = client else { return };
-            let Ok(server) = TcpStream::connect((upstream.0.as_str(), upstream.1)) else {
-                continue;
-            };
-            for (mut from, mut to) in [
-                (client.try_clone().unwrap(), server.try_clone().unwrap()),
-                (server, client),
-            ] {
-                let flag = flag.clone();
-                std::thread::spawn(move || {
-                    let mut buf = [0u8; 16384];
-                    loop {
-                        if flag.load(Ordering::SeqCst) {
-                            // Hold the connection open and silent.
-                            std::thread::sleep(Duration::from_secs(60));
-                            return;
-                        }
-                        match from.read(&mut buf) {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => {
-                                if flag.load(Ordering::SeqCst) || to.write_all(&buf[..n]).is_err() {
-                                    continue;
-                                }
-                            }
-                        }
-                    }
-                });
-            }
-        }
-    });
-    (port, stalled)
 }
 
 #[test]

@@ -271,6 +271,21 @@ impl Cluster {
         Err(format!("postgres is not ready on port {}", self.pg.port))
     }
 
+    /// Stops the server the hard way (`-m immediate`: every backend killed
+    /// with no shutdown checkpoint, as in a crash). `restart` starts it again.
+    pub fn stop_immediate(&self) {
+        let out = self
+            .pg_ctl()
+            .args(["stop", "-w", "-m", "immediate"])
+            .output()
+            .expect("pg_ctl stop");
+        assert!(
+            out.status.success(),
+            "pg_ctl stop: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Restarts the server the hard way (`-m immediate`: every backend is
     /// killed, as in a crash), and waits until it answers again.
     pub fn restart(&self) {

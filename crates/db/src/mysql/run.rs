@@ -34,9 +34,7 @@ type Out = mpsc::Sender<Result<StreamItem, DbError>>;
 
 /// `ER_QUERY_INTERRUPTED`: what a statement stopped by `KILL QUERY` ends with.
 const INTERRUPTED: u16 = 1317;
-/// How long after a cancel the session's connection may still be read
-/// before it is given up.
-const ABORT_GRACE: Duration = Duration::from_secs(3);
+use crate::ABORT_GRACE;
 
 /// Sends `KILL QUERY <id>` for the session's connection from a connection of its own.
 pub struct MyCancel {

@@ -64,6 +64,9 @@ pub(crate) struct Shared {
     type_names: Mutex<HashMap<(u32, i32), String>>,
     /// Numbers the cursors this connection declares.
     cursor_seq: AtomicU64,
+    /// Ends the socket task: the connection is given up (a cancelled
+    /// statement the server did not end within `ABORT_GRACE`).
+    sever: Arc<tokio::sync::Notify>,
     /// Where the socket task and the queries run.
     thread: SessionThread,
 }
@@ -84,6 +87,8 @@ impl PgConnection {
         let mode = params.ssl_mode.unwrap_or_default();
         let tls = crate::tls::client_config(mode, params.ssl_root_cert.as_deref())?;
         let (closed_tx, closed) = tokio::sync::watch::channel(false);
+        let sever = Arc::new(tokio::sync::Notify::new());
+        let drive_sever = sever.clone();
         let thread = SessionThread::start("dbbridge-postgres")
             .await
             .map_err(|e| DbError::internal(format!("could not start the session thread: {e}")))?;
@@ -96,14 +101,17 @@ impl PgConnection {
                     let (client, connection) = config.connect(NoTls).await?;
                     Ok::<_, tokio_postgres::Error>((
                         client,
-                        tokio::spawn(drive(connection, closed_tx)),
+                        tokio::spawn(drive(connection, closed_tx, drive_sever)),
                     ))
                 }
                 Some(tls) => {
                     let (client, connection) = config
                         .connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls))
                         .await?;
-                    Ok((client, tokio::spawn(drive(connection, closed_tx))))
+                    Ok((
+                        client,
+                        tokio::spawn(drive(connection, closed_tx, drive_sever)),
+                    ))
                 }
             }
         };
@@ -131,6 +139,7 @@ impl PgConnection {
                 in_transaction: AtomicU8::new(0),
                 type_names: Mutex::new(HashMap::new()),
                 cursor_seq: AtomicU64::new(0),
+                sever,
                 thread,
             }),
             task,
@@ -231,12 +240,19 @@ impl PgConnection {
 async fn drive<S, T>(
     connection: tokio_postgres::Connection<S, T>,
     closed: tokio::sync::watch::Sender<bool>,
+    sever: Arc<tokio::sync::Notify>,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    if let Err(error) = connection.await {
-        tracing::info!(%error, "postgres connection ended");
+    tokio::select! {
+        ended = connection => {
+            if let Err(error) = ended {
+                tracing::info!(%error, "postgres connection ended");
+            }
+        }
+        // Dropping the connection fails every request still waiting on it.
+        () = sever.notified() => tracing::warn!("postgres connection given up"),
     }
     let _ = closed.send(true);
 }

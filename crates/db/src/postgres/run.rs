@@ -213,7 +213,28 @@ pub(super) fn start(
             requested: &requested,
             cancel: &pg_cancel,
         };
-        runner.script(&sql).await;
+        // Once a cancel is asked for, the server has ABORT_GRACE to end the
+        // statement. One that has not (the network stalled, a proxy stopped
+        // forwarding: the cancel itself may never arrive) gives the
+        // connection up, so the query ends `cancelled` and the session is
+        // reported lost, instead of a read waiting on a silent peer for ever.
+        let give_up = async {
+            while !requested.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            tokio::time::sleep(crate::ABORT_GRACE).await;
+        };
+        tokio::select! {
+            () = runner.script(&sql) => {}
+            () = give_up => {
+                tracing::warn!(
+                    "the server did not end a cancelled statement within {:?}: giving the connection up",
+                    crate::ABORT_GRACE
+                );
+                shared.sever.notify_one();
+                let _ = out.send(Err(DbError::cancelled())).await;
+            }
+        }
         pg_cancel.settle().await;
         // Refreshed before the stream ends, so `session.list` after `query.done`
         // is current (once more if a cancel landed on the first try).

@@ -11,8 +11,8 @@
 //!   covers the Linux caveat that the death signal follows the parent
 //!   *thread* that spawned us rather than the process.
 //!
-//! Windows has neither: there stdin EOF is the signal (the pipe closes with
-//! the parent unless a grandchild inherited it).
+//! - on Windows, which has neither, a watch of the parent process through
+//!   sysinfo (its pid and start time, so a reused pid does not fool it).
 
 use std::time::Duration;
 
@@ -49,6 +49,58 @@ pub async fn gone() -> &'static str {
     }
     #[cfg(not(unix))]
     {
-        std::future::pending().await
+        let me = sysinfo::Pid::from_u32(std::process::id());
+        let mut system = sysinfo::System::new();
+        system.refresh_processes(sysinfo::ProcessesToUpdate::Some(&[me]), true);
+        match system.process(me).and_then(|p| p.parent()) {
+            Some(parent) => process_gone(parent).await,
+            None => std::future::pending().await,
+        }
+    }
+}
+
+/// Resolves once the process `pid` (as it is now: same start time) has
+/// exited; at once when there is no such process.
+#[cfg_attr(unix, allow(dead_code))]
+async fn process_gone(pid: sysinfo::Pid) -> &'static str {
+    let mut system = sysinfo::System::new();
+    let look = |system: &mut sysinfo::System| {
+        system.refresh_processes(sysinfo::ProcessesToUpdate::Some(&[pid]), true);
+        system.process(pid).map(|p| p.start_time())
+    };
+    let Some(started) = look(&mut system) else {
+        return "parent process died";
+    };
+    loop {
+        tokio::time::sleep(POLL).await;
+        if look(&mut system) != Some(started) {
+            return "parent process died";
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    /// The Windows watch, run here on a process of our own.
+    #[tokio::test]
+    async fn the_process_watch_sees_a_killed_process_go() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("sleep");
+        let pid = sysinfo::Pid::from_u32(child.id());
+        let watch = tokio::spawn(super::process_gone(pid));
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert!(!watch.is_finished(), "a live process was reported gone");
+        child.kill().expect("kill");
+        child.wait().expect("reaped");
+        let killed = Instant::now();
+        tokio::time::timeout(Duration::from_secs(2), watch)
+            .await
+            .expect("the watch saw it within 2 s")
+            .expect("the watch task");
+        assert!(killed.elapsed() < Duration::from_secs(2));
     }
 }

@@ -320,3 +320,42 @@ fn unknown_collations_are_sized_as_utf8mb4() {
         .with_column_length(100);
     assert_eq!(describe(&c).1, "varchar(25)");
 }
+
+/// MySQL 8's default collations (`utf8mb4_0900_*`, ids a MariaDB never
+/// sends): text, sized at four bytes a character, read as UTF-8 the same
+/// in both protocols.
+#[test]
+fn mysql_8_utf8mb4_0900_collations_are_utf8_text() {
+    use ColumnType::*;
+    let none = ColumnFlags::empty();
+    // utf8mb4_0900_ai_ci (MySQL 8's default), _as_cs, _as_ci, _bin, and a
+    // language-specific one (utf8mb4_ja_0900_as_cs).
+    for id in [255u16, 278, 305, 309, 303] {
+        let c = Column::new(MYSQL_TYPE_VAR_STRING)
+            .with_character_set(id)
+            .with_column_length(80);
+        assert!(
+            matches!(Charset::of(&c), Some(Charset::Utf8)),
+            "collation {id}"
+        );
+        let (kind, db_type, _) = describe(&c);
+        assert_eq!(
+            (kind, db_type.as_str()),
+            (ValueKind::Text, "varchar(20)"),
+            "collation {id}"
+        );
+        let cells = cells(&[column(MYSQL_TYPE_VAR_STRING, none, id, 0)]);
+        let word = "h\u{e9}llo \u{2713} \u{1f600}";
+        let mut text = vec![word.len() as u8];
+        text.extend_from_slice(word.as_bytes());
+        let mut binary = vec![0x00, 0x00, word.len() as u8];
+        binary.extend_from_slice(word.as_bytes());
+        let expected = format!("[[\"{word}\"]]");
+        assert_eq!(text_row(&cells, &text).unwrap(), expected, "collation {id}");
+        assert_eq!(
+            binary_row(&cells, &binary).unwrap(),
+            expected,
+            "collation {id}"
+        );
+    }
+}

@@ -19,23 +19,23 @@ pub fn with_servers(command: &[&str]) -> Result<()> {
     let mut cmd = Command::new(program);
     cmd.args(args);
     // With CI set, a server that cannot be had fails here (never a skip).
+    let url = |scheme: &str, user: &str, password: &str, host: &str, port: u16, path: &str| {
+        format!("{scheme}://{user}:{password}@{host}:{port}/{path}")
+    };
     if let Some(pg) = shared::postgres() {
-        cmd.env(
-            "DBBRIDGE_TEST_POSTGRES_URL",
-            format!(
-                "postgres://{}:{}@{}:{}/postgres",
-                pg.user, pg.password, pg.host, pg.port
-            ),
+        let at = url(
+            "postgres",
+            &pg.user,
+            &pg.password,
+            &pg.host,
+            pg.port,
+            "postgres",
         );
+        cmd.env("DBBRIDGE_TEST_POSTGRES_URL", at);
     }
     if let Some(my) = shared::mysql() {
-        cmd.env(
-            "DBBRIDGE_TEST_MYSQL_URL",
-            format!(
-                "mysql://{}:{}@{}:{}/",
-                my.user, my.password, my.host, my.port
-            ),
-        );
+        let at = url("mysql", &my.user, &my.password, &my.host, my.port, "");
+        cmd.env("DBBRIDGE_TEST_MYSQL_URL", at);
     }
     let status = cmd.status().with_context(|| format!("running {program}"))?;
     if !status.success() {

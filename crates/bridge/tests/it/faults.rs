@@ -408,7 +408,7 @@ fn postgres_stopped_immediately_mid_stream_fails_the_stream_and_spares_the_rest(
     }
     let spared = b.query(&sqlite, "SELECT count(*), sum(n) FROM t", json!({}));
     assert_eq!(spared.rows(0), [json!(["100000", "5000050000"])]);
-    let health = settled_health(&mut b);
+    let health = b.ok("health.ping", json!({}));
     assert_eq!(health["runningQueries"], 0, "{health}");
     assert_eq!(health["sessions"], 1, "{health}");
     cluster.restart();
@@ -426,22 +426,11 @@ fn a_postgres_network_that_stalls_mid_stream_still_answers_cancel_and_close() {
         return;
     };
     let db = pg.create_database();
-    let (port, stalled) = crate::harness::stalling_proxy((pg.host.clone(), pg.port));
     let mut b = Bridge::start();
-    let mut conn = pg.connection(&db);
-    conn["host"] = json!("127.0.0.1");
-    conn["port"] = json!(port);
-    let s = b.open_session(&conn);
-    let q = b.start_query(
-        &s,
+    let (s, q) = b.stalled_mid_stream(
+        &pg.connection(&db),
         "SELECT g, repeat('x', 200) FROM generate_series(1, 50000000) g",
-        json!({}),
     );
-    b.event_where(Duration::from_secs(30), |e| {
-        e["method"] == "query.result" && e["params"]["queryId"] == q
-    });
-    stalled.store(true, std::sync::atomic::Ordering::SeqCst);
-    std::thread::sleep(Duration::from_millis(300));
     let asked = std::time::Instant::now();
     b.ok("query.cancel", json!({"sessionId": s}));
     let cancel_answered = asked.elapsed();
@@ -468,21 +457,7 @@ fn a_postgres_network_that_stalls_mid_stream_still_answers_cancel_and_close() {
         b.err("query.run", json!({"sessionId": s, "sql": "SELECT 1"}))["code"],
         "SESSION_NOT_FOUND"
     );
-    let health = settled_health(&mut b);
+    let health = b.ok("health.ping", json!({}));
     assert_eq!(health["sessions"], 0, "{health}");
     assert_eq!(health["runningQueries"], 0, "{health}");
-}
-
-/// `health.ping` once no query is counted as running (the count drops just
-/// after `query.done` is sent), or after 2 s.
-fn settled_health(b: &mut Bridge) -> Value {
-    let mut health = b.ok("health.ping", json!({}));
-    for _ in 0..40 {
-        if health["runningQueries"] == 0 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-        health = b.ok("health.ping", json!({}));
-    }
-    health
 }

@@ -415,6 +415,29 @@ impl Bridge {
         data["sessionId"].as_str().unwrap().to_string()
     }
 
+    /// Opens a session on `connection` through a [`stalling_proxy`], starts
+    /// `sql`, waits for its first batch, then stalls the network (both
+    /// sockets open, nothing forwarded). Returns the session and query ids.
+    pub fn stalled_mid_stream(&mut self, connection: &Value, sql: &str) -> (String, String) {
+        let upstream = (
+            connection["host"].as_str().unwrap().to_string(),
+            connection["port"].as_u64().unwrap() as u16,
+        );
+        let (port, stalled) = stalling_proxy(upstream);
+        let mut proxied = connection.clone();
+        proxied["host"] = json!("127.0.0.1");
+        proxied["port"] = json!(port);
+        let s = self.open_session(&proxied);
+        let q = self.start_query(&s, sql, json!({}));
+        // Mid-result: some batches arrived, then the network goes silent.
+        self.event_where(Duration::from_secs(30), |e| {
+            e["method"] == "query.result" && e["params"]["queryId"] == q
+        });
+        stalled.store(true, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(300));
+        (s, q)
+    }
+
     /// Opens a session on `connection` (any engine); returns its id.
     pub fn open_session(&mut self, connection: &Value) -> String {
         let data = self.ok("session.open", json!({"connection": connection}));

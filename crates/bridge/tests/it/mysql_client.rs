@@ -5,12 +5,11 @@
 
 use std::io::Write;
 use std::net::TcpListener;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::harness::{Bridge, stalling_proxy};
+use crate::harness::Bridge;
 use crate::mysql::client_ok;
 use crate::mysql8::{greeting, packet, read};
 use crate::servers::{mysql, private_mysql};
@@ -153,23 +152,11 @@ fn a_cancel_whose_kill_cannot_connect_closes_the_session() {
 fn a_cancel_behind_a_dead_network_answers_within_five_seconds() {
     let Some(my) = mysql() else { return };
     let db = my.create_database();
-    let (port, stalled) = stalling_proxy((my.host.clone(), my.port));
     let mut b = Bridge::start();
-    let mut conn = my.connection(&db);
-    conn["host"] = json!("127.0.0.1");
-    conn["port"] = json!(port);
-    let s = b.open_session(&conn);
-    let q = b.start_query(
-        &s,
+    let (s, q) = b.stalled_mid_stream(
+        &my.connection(&db),
         "SELECT seq, REPEAT('x', 200) FROM seq_1_to_50000000",
-        json!({}),
     );
-    // Mid-result: some batches arrived, then the network goes silent.
-    b.event_where(Duration::from_secs(30), |e| {
-        e["method"] == "query.result" && e["params"]["queryId"] == q
-    });
-    stalled.store(true, Ordering::SeqCst);
-    std::thread::sleep(Duration::from_millis(300));
     let asked = Instant::now();
     b.ok("query.cancel", json!({"sessionId": s}));
     let done = b.wait_done(&q, Duration::from_secs(15));

@@ -121,10 +121,13 @@ pub struct PgCancel {
     tls: Option<rustls::ClientConfig>,
     addr: Option<CancelAddr>,
     sent: SentCancel,
+    /// Woken by the first request: the start of the query's `ABORT_GRACE`.
+    asked: tokio::sync::Notify,
 }
 
 impl PgCancel {
     pub(crate) fn request(&self) {
+        self.asked.notify_one();
         let (token, tls, addr) = (self.token.clone(), self.tls.clone(), self.addr.clone());
         self.sent.send(async move {
             if let Err(error) = send_cancel(token, tls, addr).await {
@@ -199,6 +202,7 @@ pub(super) fn start(
         tls: shared.tls.clone(),
         addr: shared.cancel_addr.clone(),
         sent: SentCancel::default(),
+        asked: tokio::sync::Notify::new(),
     });
     let cancel = CancelHandle {
         requested: requested.clone(),
@@ -219,9 +223,7 @@ pub(super) fn start(
         // connection up, so the query ends `cancelled` and the session is
         // reported lost, instead of a read waiting on a silent peer for ever.
         let give_up = async {
-            while !requested.load(Ordering::SeqCst) {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+            pg_cancel.asked.notified().await;
             tokio::time::sleep(crate::ABORT_GRACE).await;
         };
         tokio::select! {

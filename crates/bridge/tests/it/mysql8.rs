@@ -7,16 +7,22 @@
 //! - fast auth: the server has the password's hash cached (`0x01 0x03`);
 //! - full auth without TLS: the client asks for the server's RSA key and
 //!   sends the password XORed with the nonce, RSA-OAEP encrypted, which the
-//!   peer decrypts with `openssl pkeyutl`.
+//!   peer decrypts with `openssl pkeyutl`;
+//! - full auth over TLS: the greeting offers CLIENT_SSL, the client sends
+//!   an SSLRequest and upgrades (the peer is a rustls server whose
+//!   certificate `openssl req` made, checked by the client with
+//!   `verify-full`), and then sends the password itself, in the clear
+//!   inside TLS.
 //!
-//! What stays unverified until a real MySQL 8 is tried: full auth over TLS,
-//! the server's own key and cache handling, and `utf8mb4_0900` collations
-//! coming back in real column definitions.
+//! What stays unverified until a real MySQL 8 is tried: the server's own
+//! key and cache handling, and `utf8mb4_0900` collations coming back in real
+//! column definitions.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 
 use serde_json::json;
 
@@ -27,7 +33,16 @@ const NONCE: &[u8; 20] = b"abcdefghijklmnopqrst";
 /// A protocol-10 greeting offering caching_sha2_password with [`NONCE`],
 /// no TLS, CLIENT_DEPRECATE_EOF.
 pub fn greeting() -> Vec<u8> {
-    let caps: u32 = 0x0000_0001
+    greeting_with(0)
+}
+
+/// CLIENT_SSL: the server can upgrade to TLS.
+const CLIENT_SSL: u32 = 0x0000_0800;
+
+/// [`greeting`] with `extra` capability flags.
+fn greeting_with(extra: u32) -> Vec<u8> {
+    let caps: u32 = extra
+        | 0x0000_0001
         | 0x0000_0008
         | 0x0000_0200
         | 0x0000_2000
@@ -62,7 +77,7 @@ pub fn packet(payload: &[u8], seq: u8) -> Vec<u8> {
 }
 
 /// Reads one packet: its sequence number and payload.
-pub fn read(s: &mut TcpStream) -> Option<(u8, Vec<u8>)> {
+pub fn read(s: &mut impl Read) -> Option<(u8, Vec<u8>)> {
     let mut head = [0u8; 4];
     s.read_exact(&mut head).ok()?;
     let len = usize::from(head[0]) | usize::from(head[1]) << 8 | usize::from(head[2]) << 16;
@@ -146,6 +161,32 @@ enum Mode {
     Fast,
     /// Full auth with the RSA key at this path.
     Rsa(PathBuf),
+    /// Full auth over TLS, with this server certificate and key (PEM).
+    Tls(PathBuf, PathBuf),
+}
+
+/// The peer's side of the connection, plain or TLS.
+trait Io: Read + Write {}
+impl<T: Read + Write> Io for T {}
+
+/// A rustls server on `tcp`, with the certificate and key at these paths.
+fn tls_accept(tcp: TcpStream, cert: &Path, key: &Path) -> Box<dyn Io> {
+    let certs = rustls_pemfile::certs(&mut std::fs::read(cert).unwrap().as_slice())
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = rustls_pemfile::private_key(&mut std::fs::read(key).unwrap().as_slice())
+        .unwrap()
+        .unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .unwrap();
+    let conn = rustls::ServerConnection::new(Arc::new(config)).unwrap();
+    Box::new(rustls::StreamOwned::new(conn, tcp))
 }
 
 /// Plays MySQL 8 for one login and what `connection.test` does after it;
@@ -160,14 +201,52 @@ fn peer(mode: Mode) -> (u16, std::sync::mpsc::Receiver<Seen>) {
     let port = listener.local_addr().unwrap().port();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let Ok((mut s, _)) = listener.accept() else {
+        let Ok((mut tcp, _)) = listener.accept() else {
             return;
         };
-        s.write_all(&packet(&greeting(), 0)).unwrap();
-        let (seq, response) = read(&mut s).unwrap();
+        let offered = if matches!(mode, Mode::Tls(..)) {
+            CLIENT_SSL
+        } else {
+            0
+        };
+        tcp.write_all(&packet(&greeting_with(offered), 0)).unwrap();
+        let (seq, response) = read(&mut tcp).unwrap();
+        let (mut s, seq, response): (Box<dyn Io>, u8, Vec<u8>) = match &mode {
+            Mode::Tls(cert, key) => {
+                // An SSLRequest: capabilities with CLIENT_SSL, max packet,
+                // collation, 23 zero bytes; then the TLS handshake, and the
+                // handshake response inside it.
+                assert_eq!((seq, response.len()), (1, 32), "an SSLRequest");
+                let caps = u32::from_le_bytes(response[..4].try_into().unwrap());
+                assert_ne!(caps & CLIENT_SSL, 0, "the SSLRequest asks for TLS");
+                let mut s = tls_accept(tcp, cert, key);
+                // A client that refuses the certificate ends here.
+                let Some((seq, response)) = read(&mut s) else {
+                    return;
+                };
+                assert_eq!(seq, 2, "the handshake response follows the SSLRequest");
+                (s, seq, response)
+            }
+            _ => (Box::new(tcp), seq, response),
+        };
+        let caps = u32::from_le_bytes(response[..4].try_into().unwrap());
+        assert_eq!(
+            caps & CLIENT_SSL,
+            offered,
+            "CLIENT_SSL is set exactly when TLS is on"
+        );
         let scramble = auth_response(&response);
         let mut seq = seq + 1;
         let recovered = match &mode {
+            Mode::Tls(..) => {
+                // Full auth over TLS: the password itself, NUL-terminated.
+                s.write_all(&packet(&[0x01, 0x04], seq)).unwrap();
+                s.flush().unwrap();
+                let (next, password) = read(&mut s).unwrap();
+                s.write_all(&packet(&ok(0), next + 1)).unwrap();
+                s.flush().unwrap();
+                Some(password)
+            }
             Mode::Fast => {
                 s.write_all(&packet(&[0x01, 0x03], seq)).unwrap();
                 s.write_all(&packet(&ok(0), seq + 1)).unwrap();
@@ -231,6 +310,7 @@ fn peer(mode: Mode) -> (u16, std::sync::mpsc::Receiver<Seen>) {
                 Some(0x01) => return, // COM_QUIT
                 _ => s.write_all(&packet(&ok(0), seq)).unwrap(),
             }
+            s.flush().unwrap();
         }
     });
     (port, rx)
@@ -284,4 +364,58 @@ fn caching_sha2_full_auth_over_rsa_delivers_the_password() {
     let mut expected = password.as_bytes().to_vec();
     expected.push(0);
     assert_eq!(recovered.unwrap(), expected, "the NUL-terminated password");
+}
+
+#[test]
+fn caching_sha2_full_auth_over_tls_sends_the_password_inside_tls() {
+    // A throwaway CA and a server certificate for 127.0.0.1 signed by it,
+    // so `verify-full` checks the chain and the name.
+    let dir = tempfile::tempdir().unwrap();
+    crate::servers::make_certificates(dir.path()).unwrap();
+    let (ca, cert, key) = (
+        dir.path().join("ca.crt"),
+        dir.path().join("server.crt"),
+        dir.path().join("server.key"),
+    );
+    let mut b = Bridge::start();
+    for (mode, password) in [("verify-full", "tls-secret-Ω"), ("require", "x")] {
+        let (port, got) = peer(Mode::Tls(cert.clone(), key.clone()));
+        let answer = b.ok(
+            "connection.test",
+            json!({"connection": {"kind": "mysql", "host": "127.0.0.1", "port": port,
+                                  "user": "u", "password": password, "database": "db",
+                                  "sslMode": mode, "sslRootCert": ca}}),
+        );
+        assert_eq!(
+            answer["serverVersion"], "8.0.40-scripted",
+            "{mode}: {answer}"
+        );
+        let (scramble, recovered) = got.recv().unwrap();
+        assert_eq!(scramble, python_scramble(password), "{mode}");
+        let mut expected = password.as_bytes().to_vec();
+        expected.push(0);
+        assert_eq!(
+            recovered.unwrap(),
+            expected,
+            "{mode}: the NUL-terminated password"
+        );
+    }
+    // A server whose certificate another CA signed fails `verify-full`
+    // before any password is sent.
+    let other = tempfile::tempdir().unwrap();
+    crate::servers::make_certificates(other.path()).unwrap();
+    let (port, got) = peer(Mode::Tls(
+        other.path().join("server.crt"),
+        other.path().join("server.key"),
+    ));
+    let error = b.err(
+        "connection.test",
+        json!({"connection": {"kind": "mysql", "host": "127.0.0.1", "port": port,
+                              "user": "u", "password": "never-sent", "database": "db",
+                              "sslMode": "verify-full", "sslRootCert": ca}}),
+    );
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("TLS handshake failed"), "{error}");
+    assert!(!message.contains("never-sent"), "{error}");
+    assert!(got.recv_timeout(std::time::Duration::from_secs(5)).is_err());
 }

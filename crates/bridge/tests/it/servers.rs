@@ -317,7 +317,7 @@ pub fn pg18_bin_dir() -> PathBuf {
 }
 
 /// A throwaway CA and a server certificate for `localhost` and 127.0.0.1, by the openssl CLI.
-fn make_certificates(dir: &Path) -> Result<(), String> {
+pub fn make_certificates(dir: &Path) -> Result<(), String> {
     std::fs::write(
         dir.join("san.ext"),
         "subjectAltName=DNS:localhost,IP:127.0.0.1\n",

@@ -129,6 +129,16 @@ pub(crate) const KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::
 /// ...and the connection is given up after this many unanswered (about 60 s).
 pub(crate) const KEEPALIVE_RETRIES: u32 = 3;
 
+/// An idle server connection (no query running) is probed this often: a
+/// round trip that proves the server still answers. TCP keepalive cannot
+/// see a network that stalls behind a proxy or a NAT that still answers
+/// for the server; this can.
+pub(crate) const LIVENESS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+/// A probe not answered within this long gives the connection up and the
+/// session is reported lost: an idle session on a stalled network is
+/// reported within `LIVENESS_EVERY + LIVENESS_TIMEOUT` (15 s).
+pub(crate) const LIVENESS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// How long a cancelled statement may take to end once its cancel was sent
 /// (Postgres' cancel request, MySQL's `KILL QUERY`). A server that has not
 /// ended it by then is unreachable (a stalled network, a proxy that stopped

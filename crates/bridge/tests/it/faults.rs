@@ -461,3 +461,58 @@ fn a_postgres_network_that_stalls_mid_stream_still_answers_cancel_and_close() {
     assert_eq!(health["sessions"], 0, "{health}");
     assert_eq!(health["runningQueries"], 0, "{health}");
 }
+
+/// Idle sessions on a network that stalls (a loopback proxy that stops
+/// forwarding and keeps both sockets open, so TCP keepalive sees nothing):
+/// the bridge's liveness probe (every 5 s while no query runs, given up
+/// after 10 s unanswered) reports them lost within 15 s, on Postgres and
+/// MariaDB, while a session beside them on a direct connection is
+/// untouched. Before the fix, MariaDB's idle ping waited on the silent
+/// socket for ever holding the connection, and Postgres had no probe.
+#[test]
+fn idle_sessions_on_a_stalled_network_are_reported_lost() {
+    let (Some(pg), Some(my)) = (crate::servers::postgres(), crate::servers::mysql()) else {
+        return;
+    };
+    let (pg_db, my_db) = (pg.create_database(), my.create_database());
+    let mut b = Bridge::start();
+    let mut proxied = Vec::new();
+    for connection in [pg.connection(&pg_db), my.connection(&my_db)] {
+        let upstream = (
+            connection["host"].as_str().unwrap().to_string(),
+            connection["port"].as_u64().unwrap() as u16,
+        );
+        let (port, stalled) = crate::harness::stalling_proxy(upstream);
+        let mut through = connection.clone();
+        through["host"] = json!("127.0.0.1");
+        through["port"] = json!(port);
+        let s = b.open_session(&through);
+        assert_eq!(b.query(&s, "SELECT 1", json!({})).status(), "completed");
+        proxied.push((s, stalled));
+    }
+    let direct = b.open_session(&pg.connection(&pg_db));
+    for (_, stalled) in &proxied {
+        stalled.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+    let stalled_at = std::time::Instant::now();
+    let mut took = Vec::new();
+    for (s, _) in &proxied {
+        let closed = b.event_where(Duration::from_secs(40), |e| {
+            e["method"] == "session.closed" && e["params"]["sessionId"] == s.as_str()
+        });
+        assert_eq!(closed["params"]["reason"], "connectionLost", "{closed}");
+        took.push(stalled_at.elapsed());
+    }
+    eprintln!(
+        "idle sessions on a stalled network reported lost after {took:?} (Postgres, MariaDB)"
+    );
+    for t in &took {
+        assert!(*t < Duration::from_secs(20), "reported lost after {t:?}");
+    }
+    assert_eq!(
+        b.query(&direct, "SELECT 1", json!({})).status(),
+        "completed"
+    );
+    let health = b.ok("health.ping", json!({}));
+    assert_eq!(health["sessions"], 1, "{health}");
+}

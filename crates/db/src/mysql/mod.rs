@@ -134,19 +134,37 @@ impl MyConnection {
     }
 
     /// Resolves when the connection is found broken: by a query, or by a
-    /// ping every few seconds while the session is idle.
+    /// ping every `LIVENESS_EVERY` while the session is idle. A ping not
+    /// answered within `LIVENESS_TIMEOUT` (a stalled network) counts as
+    /// broken too: the ping holds the connection, so without that bound
+    /// every later call of the session would wait behind it for ever.
     pub async fn closed(&self) {
         let mut lost = self.shared.lost.subscribe();
         loop {
             tokio::select! {
                 _ = lost.wait_for(|gone| *gone) => return,
-                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                _ = tokio::time::sleep(crate::LIVENESS_EVERY) => {}
             }
             if let Ok(mut guard) = self.shared.conn.try_lock() {
                 match guard.as_mut() {
                     Some(conn) => {
-                        if conn.ping().await.is_err() {
-                            let _ = self.shared.lost.send(true);
+                        let answered =
+                            tokio::time::timeout(crate::LIVENESS_TIMEOUT, conn.ping()).await;
+                        match answered {
+                            Ok(Ok(())) => {}
+                            Ok(Err(_)) => {
+                                let _ = self.shared.lost.send(true);
+                            }
+                            Err(_) => {
+                                tracing::warn!(
+                                    "no answer to a ping within {:?}: the MySQL connection is given up",
+                                    crate::LIVENESS_TIMEOUT
+                                );
+                                // Half a ping was left on the wire: the
+                                // connection cannot be used again.
+                                *guard = None;
+                                let _ = self.shared.lost.send(true);
+                            }
                         }
                     }
                     None => return,

@@ -65,8 +65,12 @@ pub(crate) struct Shared {
     /// Numbers the cursors this connection declares.
     cursor_seq: AtomicU64,
     /// Ends the socket task: the connection is given up (a cancelled
-    /// statement the server did not end within `ABORT_GRACE`).
+    /// statement the server did not end within `ABORT_GRACE`, a liveness
+    /// probe unanswered).
     sever: Arc<tokio::sync::Notify>,
+    /// Queries running (0 or 1): the liveness probe waits while one does,
+    /// since its answer would queue behind the rows.
+    running: std::sync::atomic::AtomicU32,
     /// Where the socket task and the queries run.
     thread: SessionThread,
 }
@@ -140,6 +144,7 @@ impl PgConnection {
                 type_names: Mutex::new(HashMap::new()),
                 cursor_seq: AtomicU64::new(0),
                 sever,
+                running: std::sync::atomic::AtomicU32::new(0),
                 thread,
             }),
             task,
@@ -181,10 +186,39 @@ impl PgConnection {
             == 1
     }
 
-    /// Resolves when the connection to the server has gone.
+    /// Resolves when the connection to the server has gone. While no query
+    /// runs, an empty statement probes the server every `LIVENESS_EVERY`
+    /// (it is answered even in an aborted transaction, and changes no
+    /// state); one not answered within `LIVENESS_TIMEOUT` (a stalled
+    /// network, which TCP keepalive does not see behind a proxy) gives the
+    /// connection up.
     pub async fn closed(&self) {
         let mut closed = self.closed.clone();
-        let _ = closed.wait_for(|gone| *gone).await;
+        loop {
+            tokio::select! {
+                _ = closed.wait_for(|gone| *gone) => return,
+                () = tokio::time::sleep(crate::LIVENESS_EVERY) => {}
+            }
+            if self
+                .shared
+                .running
+                .load(std::sync::atomic::Ordering::SeqCst)
+                > 0
+            {
+                continue;
+            }
+            let probe = self.shared.client.simple_query("");
+            if tokio::time::timeout(crate::LIVENESS_TIMEOUT, probe)
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    "no answer to a probe within {:?}: the postgres connection is given up",
+                    crate::LIVENESS_TIMEOUT
+                );
+                self.shared.sever.notify_one();
+            }
+        }
     }
 
     /// Starts running a script; see [`run`].

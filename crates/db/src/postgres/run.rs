@@ -209,6 +209,8 @@ pub(super) fn start(
         engine: EngineCancel::Postgres(pg_cancel.clone()),
     };
     let thread = shared.clone();
+    // Counted before the task starts, so no liveness probe slips in ahead.
+    shared.running.fetch_add(1, Ordering::SeqCst);
     thread.thread.spawn(async move {
         let runner = Runner {
             shared: &shared,
@@ -248,6 +250,7 @@ pub(super) fn start(
                 break;
             }
         }
+        shared.running.fetch_sub(1, Ordering::SeqCst);
         drop(out);
     });
     QueryStream { items, cancel }

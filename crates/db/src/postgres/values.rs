@@ -84,10 +84,13 @@ pub fn encode(w: &mut RowWriter<'_>, encoder: &Encoder, text: Option<&str>) {
         },
         Encoder::Number => {
             // A JSON integer exactly (`-`? then `0` or a digit string without
-            // a leading zero); anything else a server sends stays a string.
-            // Found by the fuzz runs: a lone `-`, and `02`.
+            // a leading zero) of at most the 10 digits an int2, int4 or oid
+            // has; anything else a server sends stays a string. Found by the
+            // fuzz runs: a lone `-`, `02`, and a 310-digit "integer" that
+            // JavaScript would read as Infinity.
             let digits = text.strip_prefix('-').unwrap_or(text);
             let json_int = !digits.is_empty()
+                && digits.len() <= 10
                 && digits.bytes().all(|b| b.is_ascii_digit())
                 && (digits == "0" || !digits.starts_with('0'));
             if json_int {
@@ -363,6 +366,14 @@ mod tests {
             json!(["(1,1),(0,0)", "(2,2),(1,1)"])
         );
         assert_eq!(cell(&Type::BOOL_ARRAY, Some("{t,f}")), json!([true, false]));
+        // More digits than an int4 has (a hostile server) stay text.
+        let long = format!("1{}", "0".repeat(309));
+        assert_eq!(
+            cell(&Type::INT4_ARRAY, Some(&format!("{{2147483647,{long}}}"))),
+            json!([2147483647, long])
+        );
+        assert_eq!(cell(&Type::INT4, Some("-2147483648")), json!(-2147483648));
+        assert_eq!(cell(&Type::INT4, Some(&long)), json!(long));
     }
 
     #[test]

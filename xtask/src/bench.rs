@@ -16,6 +16,8 @@
 //!   `mysql://root@127.0.0.1:3306/test`.
 //! - `cargo xtask bench backup` and `cargo xtask bench export`: jobs on the
 //!   databases the two benches above leave behind (see their files).
+//! - `cargo xtask bench lanes` and `cargo xtask bench load`: control
+//!   traffic under streaming load (see their files).
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -25,11 +27,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
-const USAGE: &str = "usage: cargo xtask bench sqlite [--rows N] | postgres [--rows N] [--url URL] | mysql [--rows N] [--url URL] | backup | export | lanes [--rows N]";
+const USAGE: &str = "usage: cargo xtask bench sqlite [--rows N] | postgres [--rows N] [--url URL] | mysql [--rows N] [--url URL] | backup | export | lanes [--rows N] | load [--rows N] [--servers-nice N]";
 
 pub fn run(root: &Path, args: &[&str]) -> Result<()> {
     let (engine, mut rest) = args.split_first().context(USAGE)?;
-    let mut rows = 1_000_000;
+    // Rows per table: 1M by default; per session for `load`, 20,000.
+    let mut rows = None;
+    let mut servers_nice = None;
     let mut url = match *engine {
         "mysql" => std::env::var("DBBRIDGE_BENCH_MYSQL_URL")
             .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".to_string()),
@@ -38,8 +42,11 @@ pub fn run(root: &Path, args: &[&str]) -> Result<()> {
     };
     while let [flag, value, tail @ ..] = rest {
         match *flag {
-            "--rows" => rows = value.parse().context("--rows takes a number")?,
+            "--rows" => rows = Some(value.parse().context("--rows takes a number")?),
             "--url" => url = value.to_string(),
+            "--servers-nice" if *engine == "load" => {
+                servers_nice = Some(value.parse().context("--servers-nice takes a number")?);
+            }
             _ => bail!(USAGE),
         }
         rest = tail;
@@ -47,12 +54,14 @@ pub fn run(root: &Path, args: &[&str]) -> Result<()> {
     if !rest.is_empty() {
         bail!(USAGE);
     }
+    let table_rows = rows.unwrap_or(1_000_000);
     match *engine {
-        "sqlite" => sqlite(root, rows),
-        "postgres" => crate::bench_pg::postgres(root, rows, &url),
-        "mysql" => crate::bench_my::mysql(root, rows, &url),
+        "sqlite" => sqlite(root, table_rows),
+        "postgres" => crate::bench_pg::postgres(root, table_rows, &url),
+        "mysql" => crate::bench_my::mysql(root, table_rows, &url),
         "backup" => crate::bench_backup::backup(root),
-        "lanes" => crate::bench_lanes::lanes(root, rows),
+        "lanes" => crate::bench_lanes::lanes(root, table_rows),
+        "load" => crate::bench_load::load(root, rows.unwrap_or(20_000), servers_nice),
         "export" => crate::bench_export::export(root),
         _ => bail!(USAGE),
     }
@@ -213,6 +222,25 @@ pub fn unparsed_and_cancels(
         bail!("no cancels");
     }
     Ok((best_of(&unparsed), cancels))
+}
+
+/// Process `pid`'s peak resident set size so far (VmHWM), in bytes.
+pub fn peak_rss_of(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .unwrap_or(0)
+        * 1024
+}
+
+/// The `p`th percentile of `sorted`.
+pub fn percentile(sorted: &[Duration], p: usize) -> Duration {
+    sorted
+        .get((sorted.len() * p / 100).min(sorted.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or_default()
 }
 
 pub fn ms(d: Duration) -> f64 {
@@ -424,14 +452,7 @@ impl BenchClient {
 
     /// The process's peak resident set size so far (VmHWM).
     pub fn peak_rss(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .unwrap_or(0)
-            * 1024
+        peak_rss_of(self.child.id())
     }
 
     /// Runs a backup job to its `backup.done`: the time it took, the

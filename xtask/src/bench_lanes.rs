@@ -16,17 +16,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 
-use crate::bench::{BenchClient, best_of, build_release, create_sqlite_table, ms};
+use crate::bench::{BenchClient, best_of, build_release, create_sqlite_table, ms, percentile};
 
 const RUNS: usize = 3;
 const SQL: &str = "SELECT * FROM t";
-
-fn percentile(sorted: &[Duration], p: usize) -> Duration {
-    sorted
-        .get((sorted.len() * p / 100).min(sorted.len().saturating_sub(1)))
-        .copied()
-        .unwrap_or_default()
-}
 
 pub fn lanes(root: &Path, rows: u64) -> Result<()> {
     let bin = build_release(root)?;

@@ -7,6 +7,7 @@ mod bench;
 mod bench_backup;
 mod bench_export;
 mod bench_lanes;
+mod bench_load;
 mod bench_my;
 mod bench_pg;
 mod dist;
@@ -28,7 +29,7 @@ fn main() -> Result<()> {
         ["dist", rest @ ..] => dist::run(&workspace_root(), rest),
         ["with-servers", "--", rest @ ..] => servers::with_servers(rest),
         _ => bail!(
-            "usage: cargo xtask codegen [--check] | cargo xtask bench sqlite|postgres|mysql|backup|export|lanes | cargo xtask fuzz [--runs N] [--seconds S] [TARGET...] | cargo xtask dist [--target TRIPLE] | cargo xtask with-servers -- CMD..."
+            "usage: cargo xtask codegen [--check] | cargo xtask bench sqlite|postgres|mysql|backup|export|lanes|load | cargo xtask fuzz [--runs N] [--seconds S] [TARGET...] | cargo xtask dist [--target TRIPLE] | cargo xtask with-servers -- CMD..."
         ),
     }
 }

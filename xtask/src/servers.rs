@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 
 #[allow(dead_code, clippy::unwrap_used)]
 #[path = "../../crates/bridge/tests/it/servers.rs"]
-mod shared;
+pub(crate) mod shared;
 
 pub fn with_servers(command: &[&str]) -> Result<()> {
     let Some((program, args)) = command.split_first() else {

@@ -274,6 +274,37 @@ pub fn cpu_of(pid: &str) -> Duration {
 }
 
 /// The release bridge over stdio, with a client that parses every message.
+/// A JSON-RPC connection to the bridge: stdio ([`BenchClient`]) or
+/// WebSocket (`bench load`'s clients).
+pub trait Rpc {
+    fn send(&mut self, method: &str, params: Value) -> Result<u64>;
+    /// The next message, parsed.
+    fn next(&mut self) -> Result<Value>;
+
+    /// `session.open`; the session id.
+    fn open(&mut self, connection: &Value) -> Result<String> {
+        let id = self.send("session.open", json!({"connection": connection}))?;
+        loop {
+            let msg = self.next()?;
+            if msg["id"] == id {
+                return msg["result"]["data"]["sessionId"]
+                    .as_str()
+                    .map(String::from)
+                    .with_context(|| format!("session.open failed: {msg}"));
+            }
+        }
+    }
+}
+
+impl Rpc for BenchClient {
+    fn send(&mut self, method: &str, params: Value) -> Result<u64> {
+        BenchClient::send(self, method, params)
+    }
+    fn next(&mut self) -> Result<Value> {
+        BenchClient::next(self)
+    }
+}
+
 pub struct BenchClient {
     child: std::process::Child,
     stdin: Option<std::process::ChildStdin>,
@@ -323,19 +354,6 @@ impl BenchClient {
             bail!("the bridge closed stdout");
         }
         Ok(serde_json::from_str(&self.line)?)
-    }
-
-    pub fn open(&mut self, connection: &Value) -> Result<String> {
-        let id = self.send("session.open", json!({"connection": connection}))?;
-        loop {
-            let msg = self.next()?;
-            if msg["id"] == id {
-                return Ok(msg["result"]["data"]["sessionId"]
-                    .as_str()
-                    .with_context(|| format!("session.open failed: {msg}"))?
-                    .to_string());
-            }
-        }
     }
 
     /// Streams `sql` to its end; checks the row count.

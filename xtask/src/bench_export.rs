@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
-use crate::bench::{BenchClient, best_of, build_release, ms};
+use crate::bench::{BenchClient, Rpc, best_of, build_release, ms};
 
 const RUNS: usize = 3;
 const DB: &str = "dbbridge_bench";

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 
-use crate::bench::{BenchClient, best_of, build_release, create_sqlite_table, ms, percentile};
+use crate::bench::{BenchClient, Rpc, best_of, build_release, create_sqlite_table, ms, percentile};
 
 const RUNS: usize = 3;
 const SQL: &str = "SELECT * FROM t";

@@ -23,42 +23,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
-use crate::bench::{BenchClient, build_release, ms, peak_rss_of, percentile};
+use crate::bench::{BenchClient, Rpc, build_release, ms, peak_rss_of, percentile};
 use crate::servers::shared;
 
 const SESSIONS: u64 = 100;
 const WS_CLIENTS: u64 = 10;
 const PING_EVERY: Duration = Duration::from_millis(20);
-
-/// A JSON-RPC connection to the bridge: stdio or WebSocket.
-trait Rpc {
-    fn send(&mut self, method: &str, params: Value) -> Result<u64>;
-    /// The next message, parsed.
-    fn next(&mut self) -> Result<Value>;
-
-    /// `session.open`; the session id.
-    fn open(&mut self, connection: &Value) -> Result<String> {
-        let id = self.send("session.open", json!({"connection": connection}))?;
-        loop {
-            let msg = self.next()?;
-            if msg["id"] == id {
-                return msg["result"]["data"]["sessionId"]
-                    .as_str()
-                    .map(String::from)
-                    .with_context(|| format!("session.open failed: {msg}"));
-            }
-        }
-    }
-}
-
-impl Rpc for BenchClient {
-    fn send(&mut self, method: &str, params: Value) -> Result<u64> {
-        BenchClient::send(self, method, params)
-    }
-    fn next(&mut self) -> Result<Value> {
-        BenchClient::next(self)
-    }
-}
 
 /// A WebSocket client (tungstenite's blocking one: one thread a client).
 struct WsRpc {

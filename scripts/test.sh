@@ -5,10 +5,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Every step line carries the seconds since the start, so a slow CI run
+# shows where its time went.
+step() { echo "==> [${SECONDS}s] $*" >&2; }
+
+step "install-deps"
 bash scripts/install-deps.sh
 export PATH="$HOME/.cargo/bin:$PATH"
-
-step() { echo "==> $*" >&2; }
 
 step "cargo fmt --check"
 cargo fmt --all --check
@@ -54,6 +57,7 @@ DBBRIDGE_BIN="$PWD/target/debug/dbbridge" target/debug/xtask with-servers -- \
 statusnpm=${PIPESTATUS[0]}
 if [ "$status" -eq 0 ]; then status=$statusnpm; fi
 set -e
+step "done"
 # One closing line for the whole run (cargo's last line is often the doc
 # tests' "0 passed", which says nothing of the run).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }

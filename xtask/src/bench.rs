@@ -27,26 +27,33 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
-const USAGE: &str = "usage: cargo xtask bench sqlite [--rows N] | postgres [--rows N] [--url URL] | mysql [--rows N] [--url URL] | backup | export | lanes [--rows N] | load [--rows N] [--servers-nice N]";
+const USAGE: &str = "usage: cargo xtask bench sqlite [--rows N] | postgres [--rows N] [--url URL] | mysql [--rows N] [--url URL] | backup | export | lanes [--rows N] | load [--rows N] [--servers-cgroup]";
 
 pub fn run(root: &Path, args: &[&str]) -> Result<()> {
     let (engine, mut rest) = args.split_first().context(USAGE)?;
     // Rows per table: 1M by default; per session for `load`, 20,000.
     let mut rows = None;
-    let mut servers_nice = None;
+    let mut servers_cgroup = false;
     let mut url = match *engine {
         "mysql" => std::env::var("DBBRIDGE_BENCH_MYSQL_URL")
             .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".to_string()),
         _ => std::env::var("DBBRIDGE_BENCH_POSTGRES_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string()),
     };
-    while let [flag, value, tail @ ..] = rest {
+    loop {
+        if let ["--servers-cgroup", tail @ ..] = rest
+            && *engine == "load"
+        {
+            servers_cgroup = true;
+            rest = tail;
+            continue;
+        }
+        let [flag, value, tail @ ..] = rest else {
+            break;
+        };
         match *flag {
             "--rows" => rows = Some(value.parse().context("--rows takes a number")?),
             "--url" => url = value.to_string(),
-            "--servers-nice" if *engine == "load" => {
-                servers_nice = Some(value.parse().context("--servers-nice takes a number")?);
-            }
             _ => bail!(USAGE),
         }
         rest = tail;
@@ -61,7 +68,7 @@ pub fn run(root: &Path, args: &[&str]) -> Result<()> {
         "mysql" => crate::bench_my::mysql(root, table_rows, &url),
         "backup" => crate::bench_backup::backup(root),
         "lanes" => crate::bench_lanes::lanes(root, table_rows),
-        "load" => crate::bench_load::load(root, rows.unwrap_or(20_000), servers_nice),
+        "load" => crate::bench_load::load(root, rows.unwrap_or(20_000), servers_cgroup),
         "export" => crate::bench_export::export(root),
         _ => bail!(USAGE),
     }

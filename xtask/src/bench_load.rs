@@ -1,4 +1,4 @@
-//! `cargo xtask bench load [--rows N] [--servers-nice N]`: issue 19's load, in the release
+//! `cargo xtask bench load [--rows N] [--servers-cgroup]`: issue 19's load, in the release
 //! build, on the throwaway Postgres and MariaDB servers the tests start.
 //! 100 sessions (34 SQLite, 33 Postgres, 33 MariaDB) each stream N rows
 //! (default 20,000) at once, into clients that parse every message and
@@ -11,8 +11,8 @@
 //!   3 MariaDB clients), each on a thread of its own.
 //!
 //! Printed: ping p50/p99/max (target p99 <= 50 ms) and the bridge's peak
-//! RSS for each. `--servers-nice N` lowers the database servers' priority
-//! first (see [`renice_servers`]).
+//! RSS for each. `--servers-cgroup` runs the servers and the bench in CPU
+//! cgroups of their own first (see [`CpuGroups`]).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -154,13 +154,15 @@ fn stream_all(client: &mut impl Rpc, runs: &[Run], rows: u64) -> Result<Vec<Ping
     Ok(pings)
 }
 
-pub fn load(root: &Path, rows: u64, servers_nice: Option<i32>) -> Result<()> {
+pub fn load(root: &Path, rows: u64, servers_cgroup: bool) -> Result<()> {
     let bin = build_release(root)?;
     let pg = shared::postgres().context("no Postgres server could be started")?;
     let my = shared::mysql().context("no MariaDB server could be started")?;
-    if let Some(nice) = servers_nice {
-        renice_servers(&[pg.port, my.port], nice)?;
-    }
+    let groups = if servers_cgroup {
+        Some(CpuGroups::split(&[pg.port, my.port])?)
+    } else {
+        None
+    };
     let dir = std::env::temp_dir().join(format!("dbbridge-bench-load-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let lite = dir.join("load.db");
@@ -226,9 +228,14 @@ pub fn load(root: &Path, rows: u64, servers_nice: Option<i32>) -> Result<()> {
     let (ws, ws_wall, ws_peak) = over_websocket(&bin, &dir, rows, &connections)?;
     let _ = std::fs::remove_dir_all(&dir);
 
+    drop(groups);
     println!(
-        "load bench: {SESSIONS} sessions (34 SQLite, 33 Postgres, 33 MariaDB) x {rows} rows at once, clients parsing every message, release build; the database servers on the same cores at nice {}",
-        servers_nice.map_or("0 (as started)".to_string(), |n| n.to_string())
+        "load bench: {SESSIONS} sessions (34 SQLite, 33 Postgres, 33 MariaDB) x {rows} rows at once, clients parsing every message, release build; the database servers on the same cores, {}",
+        if servers_cgroup {
+            "in a CPU cgroup of their own, the bench in another (--servers-cgroup)"
+        } else {
+            "as started (each Postgres backend an autogroup of its own)"
+        }
     );
     println!(
         "  ping, the 100 sessions open and idle (baseline): {} pings, p50 {:.2} ms, p99 {:.2} ms",
@@ -361,47 +368,102 @@ fn cell(v: &Value) -> Result<u64> {
         .with_context(|| format!("{v} is not an integer cell"))
 }
 
-/// Lowers the priority of the servers listening on `ports` (the bench's
-/// own, found with `ss`), every thread of them and every child (Postgres
-/// backends forked later inherit the postmaster's): a stand-in for servers
-/// on another machine. On 2 shared cores, 33 Postgres backends starting
-/// their first query in a fresh database take both cores for about 1.5 s
-/// (measured with `perf record -a`), and every thread of the bridge and its
-/// clients waits.
-fn renice_servers(ports: &[u16], nice: i32) -> Result<()> {
-    let mut tasks = Vec::new();
+/// The pids of the processes listening on `ports` (the bench's own
+/// servers, found with `ss`) and of their children.
+fn server_pids(ports: &[u16]) -> Result<Vec<String>> {
+    let mut all = Vec::new();
     for port in ports {
         let out = Command::new("ss")
             .args(["-Hltnp", &format!("sport = :{port}")])
             .output()
             .context("ss")?;
         let text = String::from_utf8_lossy(&out.stdout);
-        let pids: Vec<&str> = text
+        let pids: Vec<String> = text
             .split("pid=")
             .skip(1)
             .filter_map(|rest| rest.split(',').next())
+            .map(String::from)
             .collect();
         if pids.is_empty() {
             bail!("no process found listening on port {port}");
         }
         for pid in pids {
-            let children = Command::new("pgrep").args(["-P", pid]).output()?;
+            let children = Command::new("pgrep").args(["-P", &pid]).output()?;
             let children = String::from_utf8_lossy(&children.stdout).into_owned();
-            for process in std::iter::once(pid).chain(children.split_whitespace()) {
-                // Nice is per thread on Linux.
-                for task in std::fs::read_dir(format!("/proc/{process}/task"))?.flatten() {
-                    tasks.push(task.file_name().to_string_lossy().into_owned());
-                }
-            }
+            all.extend(children.split_whitespace().map(String::from));
+            all.push(pid);
         }
     }
-    let status = Command::new("renice")
-        .args(["-n", &nice.to_string(), "-p"])
-        .args(&tasks)
-        .stdout(Stdio::null())
-        .status()?;
-    if !status.success() {
-        bail!("renice failed (the servers belong to another user?)");
+    all.sort();
+    all.dedup();
+    Ok(all)
+}
+
+/// `--servers-cgroup`: the database servers in one CPU cgroup and the bench
+/// (its clients and the bridge it starts) in another, with equal weights,
+/// as a desktop runs them under systemd: a database service in
+/// `system.slice`, the app in `user.slice`. As the servers are started,
+/// each Postgres backend is a session of its own (Postgres calls `setsid`
+/// for every child), so the kernel's autogroups give each of the 33
+/// backends as much CPU as the whole bridge, and `nice` cannot change that
+/// (it acts within a group only). Needs root and a writable cgroup
+/// hierarchy with the CPU controller (v1's `cpu`, or v2).
+struct CpuGroups {
+    root: std::path::PathBuf,
+    servers: std::path::PathBuf,
+    bench: std::path::PathBuf,
+}
+
+impl CpuGroups {
+    fn split(ports: &[u16]) -> Result<CpuGroups> {
+        let v1 = Path::new("/sys/fs/cgroup/cpu");
+        let root = if v1.join("cpu.shares").exists() {
+            v1.to_path_buf()
+        } else if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+            let root = Path::new("/sys/fs/cgroup");
+            std::fs::write(root.join("cgroup.subtree_control"), "+cpu")
+                .context("enabling the cpu controller of /sys/fs/cgroup (root needed)")?;
+            root.to_path_buf()
+        } else {
+            bail!("--servers-cgroup: no cgroup hierarchy with the CPU controller here");
+        };
+        let tag = std::process::id();
+        let groups = CpuGroups {
+            servers: root.join(format!("dbbridge-bench-servers-{tag}")),
+            bench: root.join(format!("dbbridge-bench-app-{tag}")),
+            root,
+        };
+        for dir in [&groups.servers, &groups.bench] {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("making {} (root needed)", dir.display()))?;
+        }
+        // Backends forked later inherit the postmaster's group.
+        for pid in server_pids(ports)? {
+            groups.enter(&groups.servers, &pid)?;
+        }
+        // The bridge, started later, inherits the bench's group.
+        groups.enter(&groups.bench, &std::process::id().to_string())?;
+        Ok(groups)
     }
-    Ok(())
+
+    fn enter(&self, group: &Path, pid: &str) -> Result<()> {
+        // A process that ended in between cannot move: nothing to do.
+        match std::fs::write(group.join("cgroup.procs"), pid) {
+            Err(e) if e.raw_os_error() == Some(3) => Ok(()), // ESRCH
+            other => other.with_context(|| format!("moving {pid} to {}", group.display())),
+        }
+    }
+}
+
+impl Drop for CpuGroups {
+    /// Everyone back to the root group, and the two groups removed.
+    fn drop(&mut self) {
+        for group in [&self.servers, &self.bench] {
+            let pids = std::fs::read_to_string(group.join("cgroup.procs")).unwrap_or_default();
+            for pid in pids.split_whitespace() {
+                let _ = self.enter(&self.root, pid);
+            }
+            let _ = std::fs::remove_dir(group);
+        }
+    }
 }

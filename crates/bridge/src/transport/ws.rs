@@ -76,9 +76,7 @@ pub async fn bind(
     let serve = async move {
         use axum::serve::ListenerExt;
         let listener = listener.tap_io(|tcp| {
-            if let Err(error) =
-                rustix::net::sockopt::set_socket_send_buffer_size(&*tcp, SEND_BUFFER)
-            {
+            if let Err(error) = socket2::SockRef::from(&*tcp).set_send_buffer_size(SEND_BUFFER) {
                 tracing::debug!(%error, "the websocket keeps the system's send buffer");
             }
         });

@@ -41,25 +41,22 @@ pub fn run(root: &Path, args: &[&str]) -> Result<()> {
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string()),
     };
     loop {
-        if let ["--servers-cgroup", tail @ ..] = rest
-            && *engine == "load"
-        {
-            servers_cgroup = true;
-            rest = tail;
-            continue;
-        }
-        let [flag, value, tail @ ..] = rest else {
-            break;
-        };
-        match *flag {
-            "--rows" => rows = Some(value.parse().context("--rows takes a number")?),
-            "--url" => url = value.to_string(),
+        rest = match rest {
+            [] => break,
+            ["--rows", value, tail @ ..] => {
+                rows = Some(value.parse().context("--rows takes a number")?);
+                tail
+            }
+            ["--url", value, tail @ ..] => {
+                url = value.to_string();
+                tail
+            }
+            ["--servers-cgroup", tail @ ..] if *engine == "load" => {
+                servers_cgroup = true;
+                tail
+            }
             _ => bail!(USAGE),
-        }
-        rest = tail;
-    }
-    if !rest.is_empty() {
-        bail!(USAGE);
+        };
     }
     let table_rows = rows.unwrap_or(1_000_000);
     match *engine {
@@ -280,7 +277,6 @@ pub fn cpu_of(pid: &str) -> Duration {
     Duration::from_millis(ticks * 10)
 }
 
-/// The release bridge over stdio, with a client that parses every message.
 /// A JSON-RPC connection to the bridge: stdio ([`BenchClient`]) or
 /// WebSocket (`bench load`'s clients).
 pub trait Rpc {
@@ -312,6 +308,7 @@ impl Rpc for BenchClient {
     }
 }
 
+/// The release bridge over stdio, with a client that parses every message.
 pub struct BenchClient {
     child: std::process::Child,
     stdin: Option<std::process::ChildStdin>,

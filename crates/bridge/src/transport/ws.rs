@@ -13,6 +13,7 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::serve::ListenerExt;
 use futures::{SinkExt, StreamExt};
 use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
@@ -74,7 +75,6 @@ pub async fn bind(
         .route("/", axum::routing::get(upgrade))
         .with_state(state);
     let serve = async move {
-        use axum::serve::ListenerExt;
         let listener = listener.tap_io(|tcp| {
             if let Err(error) = socket2::SockRef::from(&*tcp).set_send_buffer_size(SEND_BUFFER) {
                 tracing::debug!(%error, "the websocket keeps the system's send buffer");

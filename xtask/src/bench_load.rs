@@ -456,14 +456,22 @@ impl CpuGroups {
 }
 
 impl Drop for CpuGroups {
-    /// Everyone back to the root group, and the two groups removed.
+    /// Everyone back to the root group, and the two groups removed. A
+    /// server may fork a process (an autovacuum worker) between the read
+    /// and the removal, which then fails as busy: hence a few rounds. (A
+    /// bench killed by a signal leaves its empty groups behind.)
     fn drop(&mut self) {
         for group in [&self.servers, &self.bench] {
-            let pids = std::fs::read_to_string(group.join("cgroup.procs")).unwrap_or_default();
-            for pid in pids.split_whitespace() {
-                let _ = self.enter(&self.root, pid);
+            for _ in 0..20 {
+                let pids = std::fs::read_to_string(group.join("cgroup.procs")).unwrap_or_default();
+                for pid in pids.split_whitespace() {
+                    let _ = self.enter(&self.root, pid);
+                }
+                if std::fs::remove_dir(group).is_ok() || !group.exists() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
             }
-            let _ = std::fs::remove_dir(group);
         }
     }
 }

@@ -8,7 +8,9 @@
 //! - over one stdio pipe (one client, 100 sessions), against the same pings
 //!   with the 100 sessions open and idle (the baseline, in the same run);
 //! - over 10 WebSocket clients of 10 sessions each (4 SQLite, 3 Postgres,
-//!   3 MariaDB clients), each on a thread of its own.
+//!   3 MariaDB clients), each on a thread of its own, and an 11th
+//!   WebSocket client that only pings: the bridge's own answer time, with
+//!   no backlog of rows ahead of the answer in that client's socket.
 //!
 //! Printed: ping p50/p99/max (target p99 <= 50 ms) and the bridge's peak
 //! RSS for each. `--servers-cgroup` runs the servers and the bench in CPU
@@ -18,6 +20,8 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -225,7 +229,7 @@ pub fn load(root: &Path, rows: u64, servers_cgroup: bool) -> Result<()> {
     client.finish();
 
     // Ten WebSocket clients of ten sessions each.
-    let (ws, ws_wall, ws_peak) = over_websocket(&bin, &dir, rows, &connections)?;
+    let (ws, ws_pinger, ws_wall, ws_peak) = over_websocket(&bin, &dir, rows, &connections)?;
     let _ = std::fs::remove_dir_all(&dir);
 
     drop(groups);
@@ -254,22 +258,32 @@ pub fn load(root: &Path, rows: u64, servers_cgroup: bool) -> Result<()> {
             ms(wall),
             peak as f64 / 1048576.0
         );
-        let steady: Vec<Ping> = pings.iter().copied().filter(|p| p.0 >= START).collect();
-        for (which, set) in [("whole run", pings), ("after the first 500 ms", &steady)] {
-            let mut took: Vec<Duration> = set.iter().map(|p| p.1).collect();
-            took.sort();
-            let p99 = percentile(&took, 99);
-            println!(
-                "    ping every 20 ms, {which}: {} pings, p50 {:.2} ms, p99 {:.2} ms ({:.1}x the idle p99), max {:.2} ms (target p99 <= 50 ms)",
-                took.len(),
-                ms(percentile(&took, 50)),
-                ms(p99),
-                ms(p99) / base,
-                ms(*took.last().unwrap_or(&Duration::ZERO)),
-            );
-        }
+        print_pings("ping every 20 ms", pings, base);
     }
+    print_pings(
+        "an 11th WebSocket client that only pings, every 20 ms",
+        &ws_pinger,
+        base,
+    );
     Ok(())
+}
+
+/// Prints the p50/p99/max of `pings`, over the whole run and after its start.
+fn print_pings(what: &str, pings: &[Ping], base: f64) {
+    let steady: Vec<Ping> = pings.iter().copied().filter(|p| p.0 >= START).collect();
+    for (which, set) in [("whole run", pings), ("after the first 500 ms", &steady)] {
+        let mut took: Vec<Duration> = set.iter().map(|p| p.1).collect();
+        took.sort();
+        let p99 = percentile(&took, 99);
+        println!(
+            "    {what}, {which}: {} pings, p50 {:.2} ms, p99 {:.2} ms ({:.1}x the idle p99), max {:.2} ms (target p99 <= 50 ms)",
+            took.len(),
+            ms(percentile(&took, 50)),
+            ms(p99),
+            ms(p99) / base,
+            ms(*took.last().unwrap_or(&Duration::ZERO)),
+        );
+    }
 }
 
 /// The WebSocket half: a bridge on `--ws 127.0.0.1:0`, ten client threads
@@ -280,7 +294,7 @@ fn over_websocket(
     dir: &Path,
     rows: u64,
     connections: &[Value; 3],
-) -> Result<(Vec<Ping>, Duration, u64)> {
+) -> Result<(Vec<Ping>, Vec<Ping>, Duration, u64)> {
     let mut child = KillOnDrop(
         Command::new(bin)
             .arg("--data-dir")
@@ -302,7 +316,7 @@ fn over_websocket(
         first["token"].as_str().context("no token")?
     );
     let pid = child.0.id();
-    let ready = std::sync::Arc::new(std::sync::Barrier::new(WS_CLIENTS as usize + 1));
+    let ready = Arc::new(std::sync::Barrier::new(WS_CLIENTS as usize + 1));
     let mut threads = Vec::new();
     for c in 0..WS_CLIENTS {
         let kind = match c {
@@ -336,6 +350,26 @@ fn over_websocket(
             stream_all(&mut client, &runs, rows)
         }));
     }
+    // An eleventh client that only pings: the bridge's answer to a client
+    // with no backlog of rows ahead of it in its socket.
+    let stop = Arc::new(AtomicBool::new(false));
+    let pinger = {
+        let (url, stop) = (url.clone(), stop.clone());
+        let (socket, _) = tungstenite::connect(url.as_str())?;
+        let mut client = WsRpc { socket, next_id: 1 };
+        std::thread::spawn(move || -> Result<Vec<Ping>> {
+            let started = Instant::now();
+            let mut pings = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let sent = Instant::now();
+                let id = client.send("health.ping", json!({}))?;
+                while client.next()?["id"] != id {}
+                pings.push((sent - started, sent.elapsed()));
+                std::thread::sleep(PING_EVERY.saturating_sub(sent.elapsed()));
+            }
+            Ok(pings)
+        })
+    };
     ready.wait();
     let started = Instant::now();
     let mut pings = Vec::new();
@@ -346,8 +380,12 @@ fn over_websocket(
         );
     }
     let wall = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let idle_client = pinger
+        .join()
+        .map_err(|_| anyhow::anyhow!("the pinger panicked"))??;
     let peak = peak_rss_of(pid);
-    Ok((pings, wall, peak))
+    Ok((pings, idle_client, wall, peak))
 }
 
 /// The WebSocket bridge, killed however the bench ends.

@@ -5,6 +5,7 @@
 
 mod bench;
 mod bench_backup;
+mod bench_cgroup;
 mod bench_export;
 mod bench_lanes;
 mod bench_load;

@@ -27,13 +27,14 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
-const USAGE: &str = "usage: cargo xtask bench sqlite [--rows N] | postgres [--rows N] [--url URL] | mysql [--rows N] [--url URL] | backup | export | lanes [--rows N] | load [--rows N] [--servers-cgroup]";
+const USAGE: &str = "usage: cargo xtask bench sqlite [--rows N] | postgres [--rows N] [--url URL] | mysql [--rows N] [--url URL] | backup | export | lanes [--rows N] | load [--rows N] [--window N] [--servers-cgroup]";
 
 pub fn run(root: &Path, args: &[&str]) -> Result<()> {
     let (engine, mut rest) = args.split_first().context(USAGE)?;
     // Rows per table: 1M by default; per session for `load`, 20,000.
     let mut rows = None;
     let mut servers_cgroup = false;
+    let mut window = None;
     let mut url = match *engine {
         "mysql" => std::env::var("DBBRIDGE_BENCH_MYSQL_URL")
             .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".to_string()),
@@ -51,6 +52,10 @@ pub fn run(root: &Path, args: &[&str]) -> Result<()> {
                 url = value.to_string();
                 tail
             }
+            ["--window", value, tail @ ..] if *engine == "load" => {
+                window = Some(value.parse().context("--window takes a number")?);
+                tail
+            }
             ["--servers-cgroup", tail @ ..] if *engine == "load" => {
                 servers_cgroup = true;
                 tail
@@ -65,7 +70,7 @@ pub fn run(root: &Path, args: &[&str]) -> Result<()> {
         "mysql" => crate::bench_my::mysql(root, table_rows, &url),
         "backup" => crate::bench_backup::backup(root),
         "lanes" => crate::bench_lanes::lanes(root, table_rows),
-        "load" => crate::bench_load::load(root, rows.unwrap_or(20_000), servers_cgroup),
+        "load" => crate::bench_load::load(root, rows.unwrap_or(20_000), window, servers_cgroup),
         "export" => crate::bench_export::export(root),
         _ => bail!(USAGE),
     }
@@ -473,6 +478,10 @@ impl BenchClient {
     }
 
     /// The process's peak resident set size so far (VmHWM).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn peak_rss(&self) -> u64 {
         peak_rss_of(self.child.id())
     }

@@ -1,4 +1,4 @@
-//! `cargo xtask bench load [--rows N] [--servers-cgroup]`: issue 19's load, in the release
+//! `cargo xtask bench load [--rows N] [--window N] [--servers-cgroup]`: issue 19's load, in the release
 //! build, on the throwaway Postgres and MariaDB servers the tests start.
 //! 100 sessions (34 SQLite, 33 Postgres, 33 MariaDB) each stream N rows
 //! (default 20,000) at once, into clients that parse every message and
@@ -11,6 +11,11 @@
 //!   3 MariaDB clients), each on a thread of its own, and an 11th
 //!   WebSocket client that only pings: the bridge's own answer time, with
 //!   no backlog of rows ahead of the answer in that client's socket.
+//!
+//! `--window N` starts every query with a window of N rows, granted back
+//! with `query.fetch` as the client parses them: the flow control a front
+//! end that buffers eagerly (a browser's WebSocket) uses to keep its own
+//! backlog, and so its answers' wait, bounded.
 //!
 //! Printed: ping p50/p99/max (target p99 <= 50 ms) and the bridge's peak
 //! RSS for each. `--servers-cgroup` runs the servers and the bench in CPU
@@ -90,18 +95,32 @@ const START: Duration = Duration::from_millis(500);
 
 /// Starts every run at once, then parses every message until all are done,
 /// sending a ping whenever 20 ms have passed. Checks each query's count and
-/// sum; returns the pings.
-fn stream_all(client: &mut impl Rpc, runs: &[Run], rows: u64) -> Result<Vec<Ping>> {
+/// sum; returns the pings and what the calling thread spent.
+fn stream_all(
+    client: &mut impl Rpc,
+    runs: &[Run],
+    rows: u64,
+    window: Option<u64>,
+) -> Result<Streamed> {
     let started = Instant::now();
+    let sched = thread_sched();
     let mut run_ids = HashMap::new();
     for run in runs {
-        let params = json!({"sessionId": run.session, "sql": run.sql});
+        let mut params = json!({"sessionId": run.session, "sql": run.sql});
+        if let Some(window) = window {
+            params["window"] = json!(window);
+        }
         run_ids.insert(client.send("query.run", params)?, run.slice);
     }
     let mut expected: HashMap<String, (u64, u64)> = HashMap::new();
     let mut seen: HashMap<String, (u64, u64)> = HashMap::new();
     let mut pings_out: HashMap<u64, Instant> = HashMap::new();
     let mut pings = Vec::new();
+    // With a window: rows taken since the last `query.fetch`, per query,
+    // granted back once half a window has been parsed (so a query pauses
+    // only when this client falls behind), and the fetches' ids.
+    let mut parsed: HashMap<String, u64> = HashMap::new();
+    let mut fetches = std::collections::HashSet::new();
     let mut next_ping = started;
     let mut done = 0;
     while done < runs.len() {
@@ -116,7 +135,12 @@ fn stream_all(client: &mut impl Rpc, runs: &[Run], rows: u64) -> Result<Vec<Ping
         let msg = client.next()?;
         let at = Instant::now();
         if let Some(id) = msg["id"].as_u64() {
-            if let Some(sent) = pings_out.remove(&id) {
+            if fetches.remove(&id) {
+                // Granted, or INVALID_PARAMS when the query had sent its
+                // last row before the grant came: both fine. A grant that
+                // went missing leaves a query paused, caught by the
+                // 10-minute bound above.
+            } else if let Some(sent) = pings_out.remove(&id) {
                 pings.push((sent - started, at - sent));
             } else if let Some(slice) = run_ids.remove(&id) {
                 let q = msg["result"]["data"]["queryId"]
@@ -131,9 +155,25 @@ fn stream_all(client: &mut impl Rpc, runs: &[Run], rows: u64) -> Result<Vec<Ping
         match msg["method"].as_str() {
             Some("query.result") => {
                 let tally = seen.entry(q.to_string()).or_default();
-                for row in msg["params"]["rows"].as_array().into_iter().flatten() {
+                let batch = msg["params"]["rows"]
+                    .as_array()
+                    .map_or(&[][..], Vec::as_slice);
+                for row in batch {
                     tally.0 += 1;
                     tally.1 += cell(&row[0])?;
+                }
+                if let Some(window) = window {
+                    let taken = parsed.entry(q.to_string()).or_default();
+                    *taken += batch.len() as u64;
+                    if *taken >= (window / 2).max(1) {
+                        let params = json!({
+                            "sessionId": msg["params"]["sessionId"],
+                            "queryId": q,
+                            "rows": *taken,
+                        });
+                        fetches.insert(client.send("query.fetch", params)?);
+                        *taken = 0;
+                    }
                 }
             }
             Some("query.done") => {
@@ -156,10 +196,57 @@ fn stream_all(client: &mut impl Rpc, runs: &[Run], rows: u64) -> Result<Vec<Ping
             );
         }
     }
-    Ok(pings)
+    let (cpu, waited) = thread_sched();
+    Ok(Streamed {
+        pings,
+        cpu: cpu - sched.0,
+        waited: waited - sched.1,
+    })
 }
 
-pub fn load(root: &Path, rows: u64, servers_cgroup: bool) -> Result<()> {
+/// What one client's streaming took: its pings, and its thread's CPU time
+/// and time spent waiting for a core.
+#[derive(Default)]
+struct Streamed {
+    pings: Vec<Ping>,
+    cpu: Duration,
+    waited: Duration,
+}
+
+/// One transport's run: every client's pings, the clients' CPU and wait
+/// for a core summed, the bridge's CPU, the wall time and the peak RSS.
+struct Phase {
+    clients: Streamed,
+    bridge_cpu: Duration,
+    wall: Duration,
+    peak: u64,
+}
+
+/// This thread's CPU time and its time runnable but waiting for a core
+/// (`/proc/thread-self/schedstat`: both in ns).
+fn thread_sched() -> (Duration, Duration) {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+    let mut ns = text.split_whitespace().map(|f| f.parse().unwrap_or(0));
+    let cpu = Duration::from_nanos(ns.next().unwrap_or(0));
+    (cpu, Duration::from_nanos(ns.next().unwrap_or(0)))
+}
+
+/// Process `pid`'s CPU time, user and system (`/proc/<pid>/stat` fields 14
+/// and 15, in clock ticks: 100 a second on Linux).
+fn cpu_of(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name, which may hold spaces, in parens.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let ticks: u64 = after
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .map(|f| f.parse::<u64>().unwrap_or(0))
+        .sum();
+    Duration::from_millis(ticks * 10)
+}
+
+pub fn load(root: &Path, rows: u64, window: Option<u64>, servers_cgroup: bool) -> Result<()> {
     let bin = build_release(root)?;
     let pg = shared::postgres().context("no Postgres server could be started")?;
     let my = shared::mysql().context("no MariaDB server could be started")?;
@@ -224,13 +311,18 @@ pub fn load(root: &Path, rows: u64, servers_cgroup: bool) -> Result<()> {
     }
     idle.sort();
     let started = Instant::now();
-    let stdio = stream_all(&mut client, &runs, rows)?;
-    let stdio_wall = started.elapsed();
-    let stdio_peak = client.peak_rss();
+    let bridge_cpu = cpu_of(client.pid());
+    let clients = stream_all(&mut client, &runs, rows, window)?;
+    let stdio = Phase {
+        clients,
+        bridge_cpu: cpu_of(client.pid()) - bridge_cpu,
+        wall: started.elapsed(),
+        peak: client.peak_rss(),
+    };
     client.finish();
 
     // Ten WebSocket clients of ten sessions each.
-    let (ws, ws_pinger, ws_wall, ws_peak) = over_websocket(&bin, &dir, rows, &connections)?;
+    let (ws, ws_pinger) = over_websocket(&bin, &dir, rows, window, &connections)?;
     let _ = std::fs::remove_dir_all(&dir);
 
     drop(groups);
@@ -242,6 +334,11 @@ pub fn load(root: &Path, rows: u64, servers_cgroup: bool) -> Result<()> {
             "as started (each Postgres backend an autogroup of its own)"
         }
     );
+    if let Some(window) = window {
+        println!(
+            "  every query windowed (--window {window}): the client grants back with query.fetch each half window it has parsed"
+        );
+    }
     println!(
         "  ping, the 100 sessions open and idle (baseline): {} pings, p50 {:.2} ms, p99 {:.2} ms",
         idle.len(),
@@ -249,17 +346,20 @@ pub fn load(root: &Path, rows: u64, servers_cgroup: bool) -> Result<()> {
         ms(percentile(&idle, 99))
     );
     let base = ms(percentile(&idle, 99)).max(0.001);
-    for (name, pings, wall, peak) in [
-        ("one stdio pipe", &stdio, stdio_wall, stdio_peak),
-        ("10 WebSocket clients", &ws, ws_wall, ws_peak),
-    ] {
+    for (name, phase) in [("one stdio pipe", &stdio), ("10 WebSocket clients", &ws)] {
         println!(
             "  {name}: all {} rows accounted for (count and sum per query) in {:.0} ms; bridge peak RSS {:.1} MiB",
             SESSIONS * rows,
-            ms(wall),
-            peak as f64 / 1048576.0
+            ms(phase.wall),
+            phase.peak as f64 / 1048576.0
         );
-        print_pings("ping every 20 ms", pings, base);
+        println!(
+            "    CPU: the bridge {:.2} s; the parsing client threads {:.2} s, and {:.2} s runnable but waiting for a core",
+            phase.bridge_cpu.as_secs_f64(),
+            phase.clients.cpu.as_secs_f64(),
+            phase.clients.waited.as_secs_f64(),
+        );
+        print_pings("ping every 20 ms", &phase.clients.pings, base);
     }
     print_pings(
         "an 11th WebSocket client that only pings, every 20 ms",
@@ -289,13 +389,14 @@ fn print_pings(what: &str, pings: &[Ping], base: f64) {
 
 /// The WebSocket half: a bridge on `--ws 127.0.0.1:0`, ten client threads
 /// (4 SQLite, 3 Postgres, 3 MariaDB) of ten sessions each. Returns every
-/// client's pings, the wall time and the bridge's peak RSS.
+/// clients' run, and the pings of an 11th client that only pings.
 fn over_websocket(
     bin: &Path,
     dir: &Path,
     rows: u64,
+    window: Option<u64>,
     connections: &[Value; 3],
-) -> Result<(Vec<Ping>, Vec<Ping>, Duration, u64)> {
+) -> Result<(Phase, Vec<Ping>)> {
     let mut child = KillOnDrop(
         Command::new(bin)
             .arg("--data-dir")
@@ -327,7 +428,7 @@ fn over_websocket(
         };
         let (url, ready) = (url.clone(), ready.clone());
         let connections = connections.clone();
-        threads.push(std::thread::spawn(move || -> Result<Vec<Ping>> {
+        threads.push(std::thread::spawn(move || -> Result<Streamed> {
             let opened = (|| -> Result<(WsRpc, Vec<Run>)> {
                 let (socket, _) = tungstenite::connect(url.as_str())?;
                 let mut client = WsRpc { socket, next_id: 1 };
@@ -348,7 +449,7 @@ fn over_websocket(
             // client that failed still arrives, so no one waits for ever).
             ready.wait();
             let (mut client, runs) = opened?;
-            stream_all(&mut client, &runs, rows)
+            stream_all(&mut client, &runs, rows, window)
         }));
     }
     // An eleventh client that only pings: the bridge's answer to a client
@@ -373,20 +474,29 @@ fn over_websocket(
     };
     ready.wait();
     let started = Instant::now();
-    let mut pings = Vec::new();
+    let bridge_cpu = cpu_of(pid);
+    let mut clients = Streamed::default();
     for t in threads {
-        pings.extend(
-            t.join()
-                .map_err(|_| anyhow::anyhow!("a client panicked"))??,
-        );
+        let one = t
+            .join()
+            .map_err(|_| anyhow::anyhow!("a client panicked"))??;
+        clients.pings.extend(one.pings);
+        clients.cpu += one.cpu;
+        clients.waited += one.waited;
     }
     let wall = started.elapsed();
+    let bridge_cpu = cpu_of(pid) - bridge_cpu;
     stop.store(true, Ordering::Relaxed);
     let idle_client = pinger
         .join()
         .map_err(|_| anyhow::anyhow!("the pinger panicked"))??;
-    let peak = peak_rss_of(pid);
-    Ok((pings, idle_client, wall, peak))
+    let phase = Phase {
+        clients,
+        bridge_cpu,
+        wall,
+        peak: peak_rss_of(pid),
+    };
+    Ok((phase, idle_client))
 }
 
 /// The WebSocket bridge, killed however the bench ends.

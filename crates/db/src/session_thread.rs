@@ -7,7 +7,8 @@
 //! (measured: ~40k context switches and a contended channel lock per million
 //! rows, a quarter of the bridge's CPU). On one thread the hand-off is a
 //! function call away. It also keeps one session's encoding from occupying
-//! the workers that serve every other session.
+//! the workers that serve every other session, which is why MySQL sessions
+//! (one socket, no socket task) run on one too.
 
 use std::future::Future;
 

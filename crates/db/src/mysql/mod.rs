@@ -25,6 +25,7 @@ use std::time::Duration;
 use dbbridge_protocol::connection::{ServerConnection, SslMode};
 use wire::{Conn, Opts};
 
+use crate::session_thread::SessionThread;
 use crate::{DbError, DbErrorKind};
 
 pub use run::MyCancel;
@@ -54,6 +55,9 @@ pub(crate) struct Shared {
     in_transaction: AtomicU8,
     /// Turns true when the connection is found broken.
     lost: tokio::sync::watch::Sender<bool>,
+    /// The thread whose runtime drives the connection's socket and runs its
+    /// queries (declared last: dropped after the connection).
+    thread: SessionThread,
 }
 
 impl MyConnection {
@@ -64,16 +68,31 @@ impl MyConnection {
             .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
         let mode = params.ssl_mode.unwrap_or_default();
         let opts = opts(params, mode)?;
+        let plain = match mode {
+            SslMode::Prefer => Some(self::opts(params, SslMode::Disable)?),
+            _ => None,
+        };
+        // As for Postgres (see `session_thread`): the socket is registered
+        // with the session thread's runtime, which then drives it whichever
+        // runtime polls it, and the queries run there, so one session's row
+        // decoding stays off the workers that answer every other call.
+        let thread = SessionThread::start("dbbridge-mysql")
+            .await
+            .map_err(|e| DbError::internal(format!("could not start the session thread: {e}")))?;
         // `prefer` speaks TLS where the server offers it, and falls back to
         // plain text when the TLS handshake fails, as libpq does.
-        let (mut conn, opts) = match connect(&opts, timeout).await {
-            Err(error) if mode == SslMode::Prefer && error.kind == DbErrorKind::Connection => {
-                tracing::debug!(%error, "TLS failed; sslMode prefer goes on in plain text");
-                let plain = self::opts(params, SslMode::Disable)?;
-                (connect(&plain, timeout).await?, plain)
+        let connected = thread.spawn(async move {
+            match (connect(&opts, timeout).await, plain) {
+                (Err(error), Some(plain)) if error.kind == DbErrorKind::Connection => {
+                    tracing::debug!(%error, "TLS failed; sslMode prefer goes on in plain text");
+                    Ok((connect(&plain, timeout).await?, plain))
+                }
+                (other, _) => Ok::<_, DbError>((other?, opts)),
             }
-            other => (other?, opts),
-        };
+        });
+        let (mut conn, opts) = connected
+            .await
+            .map_err(|e| DbError::internal(e.to_string()))??;
         // A paused client must not get the connection cut after 60 s; values as UTF-8.
         conn.query_drop("SET NAMES utf8mb4, SESSION net_write_timeout = 31536000")
             .await
@@ -96,6 +115,7 @@ impl MyConnection {
                 mariadb,
                 in_transaction: AtomicU8::new(in_transaction),
                 lost: tokio::sync::watch::channel(false).0,
+                thread,
             }),
             version,
             database: database.unwrap_or_default(),

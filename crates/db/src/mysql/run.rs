@@ -93,7 +93,9 @@ pub(super) fn start(shared: Arc<Shared>, sql: String, options: QueryOptions) -> 
         requested: requested.clone(),
         engine: EngineCancel::Mysql(my_cancel.clone()),
     };
-    tokio::spawn(async move {
+    // On the session's own thread (see `MyConnection::open`).
+    let on = Arc::clone(&shared);
+    on.thread.spawn(async move {
         let mut guard = shared.conn.lock().await;
         let Some(conn) = guard.as_mut() else {
             let _ = out.send(Err(lost())).await;

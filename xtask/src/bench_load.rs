@@ -34,6 +34,7 @@ use serde_json::{Value, json};
 
 use crate::bench::{BenchClient, Rpc, build_release, ms, peak_rss_of, percentile};
 use crate::bench_cgroup::CpuGroups;
+use crate::bench_measure::{Phase, Ping, Streamed, cpu_of, print_pings, thread_sched};
 use crate::servers::shared;
 
 const SESSIONS: u64 = 100;
@@ -84,14 +85,6 @@ fn session_of(i: u64, kind: u64, rows: u64, connections: &[Value; 3]) -> (Value,
     };
     (connections[kind as usize].clone(), sql)
 }
-
-/// A ping: when it was sent (since the queries started) and how long its
-/// answer took.
-type Ping = (Duration, Duration);
-
-/// Pings sent this long after the queries started are "steady": past the
-/// start, when 100 queries and their server backends start at once.
-const START: Duration = Duration::from_millis(500);
 
 /// Starts every run at once, then parses every message until all are done,
 /// sending a ping whenever 20 ms have passed. Checks each query's count and
@@ -202,48 +195,6 @@ fn stream_all(
         cpu: cpu - sched.0,
         waited: waited - sched.1,
     })
-}
-
-/// What one client's streaming took: its pings, and its thread's CPU time
-/// and time spent waiting for a core.
-#[derive(Default)]
-struct Streamed {
-    pings: Vec<Ping>,
-    cpu: Duration,
-    waited: Duration,
-}
-
-/// One transport's run: every client's pings, the clients' CPU and wait
-/// for a core summed, the bridge's CPU, the wall time and the peak RSS.
-struct Phase {
-    clients: Streamed,
-    bridge_cpu: Duration,
-    wall: Duration,
-    peak: u64,
-}
-
-/// This thread's CPU time and its time runnable but waiting for a core
-/// (`/proc/thread-self/schedstat`: both in ns).
-fn thread_sched() -> (Duration, Duration) {
-    let text = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
-    let mut ns = text.split_whitespace().map(|f| f.parse().unwrap_or(0));
-    let cpu = Duration::from_nanos(ns.next().unwrap_or(0));
-    (cpu, Duration::from_nanos(ns.next().unwrap_or(0)))
-}
-
-/// Process `pid`'s CPU time, user and system (`/proc/<pid>/stat` fields 14
-/// and 15, in clock ticks: 100 a second on Linux).
-fn cpu_of(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // The fields after the command name, which may hold spaces, in parens.
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let ticks: u64 = after
-        .split_whitespace()
-        .skip(11)
-        .take(2)
-        .map(|f| f.parse::<u64>().unwrap_or(0))
-        .sum();
-    Duration::from_millis(ticks * 10)
 }
 
 pub fn load(root: &Path, rows: u64, window: Option<u64>, servers_cgroup: bool) -> Result<()> {
@@ -367,24 +318,6 @@ pub fn load(root: &Path, rows: u64, window: Option<u64>, servers_cgroup: bool) -
         base,
     );
     Ok(())
-}
-
-/// Prints the p50/p99/max of `pings`, over the whole run and after its start.
-fn print_pings(what: &str, pings: &[Ping], base: f64) {
-    let steady: Vec<Ping> = pings.iter().copied().filter(|p| p.0 >= START).collect();
-    for (which, set) in [("whole run", pings), ("after the first 500 ms", &steady)] {
-        let mut took: Vec<Duration> = set.iter().map(|p| p.1).collect();
-        took.sort();
-        let p99 = percentile(&took, 99);
-        println!(
-            "    {what}, {which}: {} pings, p50 {:.2} ms, p99 {:.2} ms ({:.1}x the idle p99), max {:.2} ms (target p99 <= 50 ms)",
-            took.len(),
-            ms(percentile(&took, 50)),
-            ms(p99),
-            ms(p99) / base,
-            ms(*took.last().unwrap_or(&Duration::ZERO)),
-        );
-    }
 }
 
 /// The WebSocket half: a bridge on `--ws 127.0.0.1:0`, ten client threads

@@ -9,6 +9,7 @@ mod bench_cgroup;
 mod bench_export;
 mod bench_lanes;
 mod bench_load;
+mod bench_measure;
 mod bench_my;
 mod bench_pg;
 mod dist;

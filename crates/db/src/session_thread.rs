@@ -18,8 +18,9 @@ use tokio::task::JoinHandle;
 
 pub(crate) struct SessionThread {
     handle: Handle,
-    /// Dropping it ends the thread; the runtime then drops its tasks.
-    _stop: oneshot::Sender<()>,
+    /// Dropping it (or `finish` taking it) ends the thread; the runtime
+    /// then drops its tasks.
+    stop: Option<oneshot::Sender<()>>,
 }
 
 impl SessionThread {
@@ -50,7 +51,7 @@ impl SessionThread {
             .map_err(|_| std::io::Error::other("the session thread ended at start"))??;
         Ok(SessionThread {
             handle,
-            _stop: stop,
+            stop: Some(stop),
         })
     }
 
@@ -61,5 +62,19 @@ impl SessionThread {
         F::Output: Send + 'static,
     {
         self.handle.spawn(future)
+    }
+
+    /// Runs `last` on the thread and ends the thread after it, not before:
+    /// for a goodbye written through a socket that the thread's runtime
+    /// drives (ending the runtime first would close the socket unsaid).
+    pub(crate) fn finish<F>(&mut self, last: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let stop = self.stop.take();
+        self.handle.spawn(async move {
+            last.await;
+            drop(stop);
+        });
     }
 }

@@ -31,6 +31,8 @@ use crate::{DbError, DbErrorKind};
 pub use run::MyCancel;
 
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a closing session waits to write its goodbye (`COM_QUIT`).
+const QUIT_GRACE: Duration = Duration::from_secs(2);
 
 pub struct MyConnection {
     shared: Arc<Shared>,
@@ -231,10 +233,13 @@ impl MyConnection {
 impl Drop for Shared {
     /// The session's connection says goodbye when the session ends.
     fn drop(&mut self) {
-        if let Some(conn) = self.conn.get_mut().take()
-            && let Ok(runtime) = tokio::runtime::Handle::try_current()
-        {
-            runtime.spawn(conn.quit());
+        // On the session thread, which drives the socket and stays up until
+        // the goodbye is written (bounded: a stalled network must not keep
+        // the thread forever).
+        if let Some(conn) = self.conn.get_mut().take() {
+            self.thread.finish(async move {
+                let _ = tokio::time::timeout(QUIT_GRACE, conn.quit()).await;
+            });
         }
     }
 }

@@ -478,10 +478,6 @@ impl BenchClient {
     }
 
     /// The process's peak resident set size so far (VmHWM).
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
     pub fn peak_rss(&self) -> u64 {
         peak_rss_of(self.child.id())
     }

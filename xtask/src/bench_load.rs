@@ -32,9 +32,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
-use crate::bench::{BenchClient, Rpc, build_release, ms, peak_rss_of, percentile};
+use crate::bench::{BenchClient, Rpc, build_release, cpu_of, ms, peak_rss_of, percentile};
 use crate::bench_cgroup::CpuGroups;
-use crate::bench_measure::{Phase, Ping, Streamed, cpu_of, print_pings, thread_sched};
+use crate::bench_measure::{Phase, Ping, Streamed, print_pings, thread_sched};
 use crate::servers::shared;
 
 const SESSIONS: u64 = 100;
@@ -262,11 +262,11 @@ pub fn load(root: &Path, rows: u64, window: Option<u64>, servers_cgroup: bool) -
     }
     idle.sort();
     let started = Instant::now();
-    let bridge_cpu = cpu_of(client.pid());
+    let bridge_cpu = client.cpu();
     let clients = stream_all(&mut client, &runs, rows, window)?;
     let stdio = Phase {
         clients,
-        bridge_cpu: cpu_of(client.pid()) - bridge_cpu,
+        bridge_cpu: client.cpu() - bridge_cpu,
         wall: started.elapsed(),
         peak: client.peak_rss(),
     };
@@ -407,7 +407,7 @@ fn over_websocket(
     };
     ready.wait();
     let started = Instant::now();
-    let bridge_cpu = cpu_of(pid);
+    let bridge_cpu = cpu_of(&pid.to_string());
     let mut clients = Streamed::default();
     for t in threads {
         let one = t
@@ -418,7 +418,7 @@ fn over_websocket(
         clients.waited += one.waited;
     }
     let wall = started.elapsed();
-    let bridge_cpu = cpu_of(pid) - bridge_cpu;
+    let bridge_cpu = cpu_of(&pid.to_string()) - bridge_cpu;
     stop.store(true, Ordering::Relaxed);
     let idle_client = pinger
         .join()

@@ -1,6 +1,6 @@
 //! What the load bench measures, apart from the load itself: each ping's
-//! answer time, a client thread's CPU time and its wait for a core, a
-//! process's CPU time, and the percentiles printed.
+//! answer time, a client thread's CPU time and its wait for a core, and
+//! the percentiles printed.
 
 use std::time::Duration;
 
@@ -39,21 +39,6 @@ pub fn thread_sched() -> (Duration, Duration) {
     let mut ns = text.split_whitespace().map(|f| f.parse().unwrap_or(0));
     let cpu = Duration::from_nanos(ns.next().unwrap_or(0));
     (cpu, Duration::from_nanos(ns.next().unwrap_or(0)))
-}
-
-/// Process `pid`'s CPU time, user and system (`/proc/<pid>/stat` fields 14
-/// and 15, in clock ticks: 100 a second on Linux).
-pub fn cpu_of(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // The fields after the command name, which may hold spaces, in parens.
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let ticks: u64 = after
-        .split_whitespace()
-        .skip(11)
-        .take(2)
-        .map(|f| f.parse::<u64>().unwrap_or(0))
-        .sum();
-    Duration::from_millis(ticks * 10)
 }
 
 /// Prints the p50/p99/max of `pings`, over the whole run and after its start.

@@ -11,6 +11,7 @@
 //! (one socket, no socket task) run on one too.
 
 use std::future::Future;
+use std::time::Duration;
 
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
@@ -64,16 +65,18 @@ impl SessionThread {
         self.handle.spawn(future)
     }
 
-    /// Runs `last` on the thread and ends the thread after it, not before:
-    /// for a goodbye written through a socket that the thread's runtime
-    /// drives (ending the runtime first would close the socket unsaid).
-    pub(crate) fn finish<F>(&mut self, last: F)
+    /// Runs `last` on the thread and ends the thread after it (or after
+    /// `within`, whichever is first), not before: for a goodbye written
+    /// through a socket that the thread's runtime drives (ending the runtime
+    /// first would close the socket unsaid; a stalled network must not keep
+    /// the thread forever).
+    pub(crate) fn finish<F>(&mut self, within: Duration, last: F)
     where
         F: Future<Output = ()> + Send + 'static,
     {
         let stop = self.stop.take();
         self.handle.spawn(async move {
-            last.await;
+            let _ = tokio::time::timeout(within, last).await;
             drop(stop);
         });
     }

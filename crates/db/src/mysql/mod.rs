@@ -234,12 +234,9 @@ impl Drop for Shared {
     /// The session's connection says goodbye when the session ends.
     fn drop(&mut self) {
         // On the session thread, which drives the socket and stays up until
-        // the goodbye is written (bounded: a stalled network must not keep
-        // the thread forever).
+        // the goodbye is written.
         if let Some(conn) = self.conn.get_mut().take() {
-            self.thread.finish(async move {
-                let _ = tokio::time::timeout(QUIT_GRACE, conn.quit()).await;
-            });
+            self.thread.finish(QUIT_GRACE, conn.quit());
         }
     }
 }

@@ -91,7 +91,8 @@ impl Bridge {
     }
 
     /// Graceful stop: cancel running queries, close sessions (each client gets
-    /// its `session.closed`), then wait for every tracked task.
+    /// its `session.closed`, each server its goodbye), then wait for every
+    /// tracked task.
     pub async fn stop(&self) {
         self.shutdown.trigger("stop");
         self.sessions
@@ -106,6 +107,19 @@ impl Bridge {
         .is_err()
         {
             tracing::warn!("some tasks did not finish within 10 s of shutdown");
+        }
+        // The closed connections' goodbyes are written on their own threads,
+        // which the process's exit would cut short (each is bounded). A
+        // connection is dropped with the last task holding its session (its
+        // idle watch, say), so this comes after the tasks.
+        if tokio::time::timeout(
+            std::time::Duration::from_secs(3),
+            dbbridge_db::goodbyes_said(),
+        )
+        .await
+        .is_err()
+        {
+            tracing::warn!("some connections' goodbyes were not written within 3 s of shutdown");
         }
     }
 }

@@ -29,6 +29,7 @@ pub use dbbridge_protocol::connection::{ConnectionSpec, EngineKind};
 use dbbridge_protocol::metadata::{SchemaInfo, TableDescription, TableInfo};
 pub use dbbridge_protocol::query::{ColumnInfo, ResultSummary, ValueKind};
 pub use error::{DbError, DbErrorKind};
+pub use session_thread::goodbyes_said;
 use tokio::sync::mpsc;
 
 /// How many encoded batches may wait between an engine and its consumer.

@@ -132,6 +132,18 @@ fn an_ed25519_account_logs_in_through_an_auth_switch_and_urls_are_decoded() {
     );
     assert_eq!(e["code"], "INVALID_PARAMS", "{e}");
     assert!(e["message"].as_str().unwrap().contains("ssl-mode"), "{e}");
+
+    // Sessions still open when the bridge shuts down say goodbye too: the
+    // bridge waits for their session threads to write it before exiting.
+    conn["password"] = json!(password);
+    for _ in 0..10 {
+        b.open_session(&conn);
+    }
+    b.close_stdin();
+    assert!(b.wait_exit(Duration::from_secs(10)).success());
+    std::thread::sleep(Duration::from_millis(500));
+    let aborted = client_ok(&my, "", "SHOW GLOBAL STATUS LIKE 'Aborted_clients'");
+    assert_eq!(aborted.trim(), "Aborted_clients\t0");
 }
 
 /// (column, declaration, literal, reference expression for the client, check)

@@ -228,3 +228,77 @@ fn each_session_runs_on_its_own_thread_which_ends_with_it() {
     }
     assert_eq!(wait_for_threads(b.pid(), 0), 0);
 }
+
+/// `pg_stat_database`'s count of `db`'s sessions that ended on an EOF instead
+/// of a Terminate message, once none of them is left running (a backend adds
+/// its end to the statistics as it exits, after the client has gone).
+fn abandoned_once_gone(pg: &crate::servers::Postgres, db: &str) -> (u64, u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let out = pg.psql(
+            "postgres",
+            &format!(
+                "SELECT (SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}'), \
+                 sessions, sessions_abandoned FROM pg_stat_database WHERE datname = '{db}'"
+            ),
+        );
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let fields: Vec<u64> = text.split('|').map(|f| f.parse().unwrap()).collect();
+        if fields[0] == 0 {
+            return (fields[1], fields[2]);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{db} still has backends: {text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Every way a Postgres connection ends in an orderly way sends Terminate:
+/// the server counts none of them as abandoned (`sessions_abandoned`, which
+/// an EOF without Terminate adds to, as the bridge killed at the end shows).
+#[test]
+fn closed_connections_say_goodbye_and_only_a_killed_bridge_abandons_one() {
+    let Some(pg) = postgres() else { return };
+    let db = pg.create_database();
+    let mut b = Bridge::start();
+    // connection.test, a session closed idle, one closed in a transaction
+    // and one closed mid-query.
+    b.ok("connection.test", json!({"connection": pg.connection(&db)}));
+    let idle = b.open_session(&pg.connection(&db));
+    let out = b.query(&idle, "SELECT 1", json!({}));
+    assert_eq!(out.rows(0), [json!([1])]);
+    b.ok("session.close", json!({"sessionId": idle}));
+    let in_tx = b.open_session(&pg.connection(&db));
+    b.query(&in_tx, "BEGIN; CREATE TABLE t (a int)", json!({}));
+    b.ok("session.close", json!({"sessionId": in_tx}));
+    let busy = b.open_session(&pg.connection(&db));
+    let q = b.start_query(&busy, "SELECT pg_sleep(30)", json!({}));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    b.ok("session.close", json!({"sessionId": busy}));
+    assert_eq!(
+        b.wait_done(&q, std::time::Duration::from_secs(30))["status"],
+        "cancelled"
+    );
+    let (sessions, abandoned) = abandoned_once_gone(&pg, &db);
+    assert!(sessions >= 4, "{sessions} sessions counted");
+    assert_eq!(abandoned, 0, "of {sessions} sessions");
+
+    // Sessions still open when the bridge shuts down (stdin closed).
+    for _ in 0..20 {
+        b.open_session(&pg.connection(&db));
+    }
+    b.close_stdin();
+    assert!(b.wait_exit(std::time::Duration::from_secs(10)).success());
+    let (after, abandoned) = abandoned_once_gone(&pg, &db);
+    assert_eq!(after, sessions + 20);
+    assert_eq!(abandoned, 0, "of {after} sessions");
+
+    // The count can move: a bridge killed with a session open abandons it.
+    let mut b = Bridge::start();
+    b.open_session(&pg.connection(&db));
+    b.child.kill().unwrap();
+    b.child.wait().unwrap();
+    assert_eq!(abandoned_once_gone(&pg, &db), (after + 1, 1));
+}

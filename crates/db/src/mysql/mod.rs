@@ -31,8 +31,6 @@ use crate::{DbError, DbErrorKind};
 pub use run::MyCancel;
 
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
-/// How long a closing session waits to write its goodbye (`COM_QUIT`).
-const QUIT_GRACE: Duration = Duration::from_secs(2);
 
 pub struct MyConnection {
     shared: Arc<Shared>,
@@ -236,7 +234,7 @@ impl Drop for Shared {
         // On the session thread, which drives the socket and stays up until
         // the goodbye is written.
         if let Some(conn) = self.conn.get_mut().take() {
-            self.thread.finish(QUIT_GRACE, conn.quit());
+            self.thread.finish(conn.quit());
         }
     }
 }

@@ -43,10 +43,9 @@ const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
 pub struct PgConnection {
     shared: Arc<Shared>,
-    /// Drives the socket; ends when the client is dropped or the server goes.
+    /// Drives the socket; ends when the client is dropped (after writing
+    /// Terminate) or the server goes.
     task: JoinHandle<()>,
-    /// Turns true when the socket task has ended (the server went away).
-    closed: tokio::sync::watch::Receiver<bool>,
     version: String,
     database: String,
 }
@@ -71,13 +70,41 @@ pub(crate) struct Shared {
     /// Queries running (0 or 1): the liveness probe waits while one does,
     /// since its answer would queue behind the rows.
     running: std::sync::atomic::AtomicU32,
+    /// Turns true when the socket task has ended (the server went away, or
+    /// the connection said goodbye).
+    closed: tokio::sync::watch::Receiver<bool>,
     /// Where the socket task and the queries run.
     thread: SessionThread,
 }
 
 impl Drop for PgConnection {
     fn drop(&mut self) {
-        self.task.abort();
+        // A query still running (one that a cancel did not end) would hold
+        // the goodbye behind its rows: the socket is cut. Otherwise
+        // `Shared`'s drop says goodbye, once a query task that has just
+        // ended lets its hold of `Shared` go too.
+        if self
+            .shared
+            .running
+            .load(std::sync::atomic::Ordering::SeqCst)
+            > 0
+        {
+            self.task.abort();
+        }
+    }
+}
+
+impl Drop for Shared {
+    /// The connection says goodbye when the session ends: once the client
+    /// (dropped right after this) is gone, tokio-postgres's socket task
+    /// writes Terminate and closes the socket. The session thread, which
+    /// drives that task, stays up until it has (or `GOODBYE_GRACE` passed);
+    /// without Terminate the server counts the session as abandoned.
+    fn drop(&mut self) {
+        let mut closed = self.closed.clone();
+        self.thread.finish(async move {
+            let _ = closed.wait_for(|gone| *gone).await;
+        });
     }
 }
 
@@ -145,10 +172,10 @@ impl PgConnection {
                 cursor_seq: AtomicU64::new(0),
                 sever,
                 running: std::sync::atomic::AtomicU32::new(0),
+                closed,
                 thread,
             }),
             task,
-            closed,
             version: String::new(),
             database: String::new(),
         };
@@ -193,7 +220,7 @@ impl PgConnection {
     /// network, which TCP keepalive does not see behind a proxy) gives the
     /// connection up.
     pub async fn closed(&self) {
-        let mut closed = self.closed.clone();
+        let mut closed = self.shared.closed.clone();
         loop {
             tokio::select! {
                 _ = closed.wait_for(|gone| *gone) => return,

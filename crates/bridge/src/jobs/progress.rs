@@ -30,6 +30,14 @@ impl Throttle {
         }))
     }
 
+    /// As [`due`](Self::due), but due even within the throttle: for a state
+    /// the throttle would otherwise lose for good (the last table a dump
+    /// named, when the dump ended right after naming it).
+    pub fn now(&mut self, phase: &str, percent: Option<f64>) -> Option<f64> {
+        self.last = None;
+        self.due(phase, percent).flatten()
+    }
+
     /// The percent of a finished job.
     pub fn done(&mut self) -> f64 {
         self.percent = 100.0;
@@ -51,5 +59,14 @@ mod tests {
         std::thread::sleep(EVERY);
         assert_eq!(t.due("finalizing", Some(100.0)), Some(Some(99.9)));
         assert_eq!(t.done(), 100.0);
+    }
+
+    #[test]
+    fn now_is_due_within_the_throttle_and_still_never_goes_back() {
+        let mut t = Throttle::default();
+        assert_eq!(t.due("dumping", Some(40.0)), Some(Some(40.0)));
+        assert_eq!(t.due("dumping", Some(50.0)), None);
+        assert_eq!(t.now("dumping", Some(30.0)), Some(40.0));
+        assert_eq!(t.due("dumping", Some(60.0)), None);
     }
 }

@@ -121,8 +121,28 @@ impl Reporter {
         }
     }
 
-    /// Sends progress if it is due (throttled, never backwards).
+    /// Sends progress if it is due (throttled, never backwards); whether it was.
     pub async fn progress(
+        &mut self,
+        phase: &str,
+        percent: Option<f64>,
+        bytes: u64,
+        current: Option<String>,
+    ) -> bool {
+        let throttle = match self {
+            Reporter::Backup { throttle, .. } | Reporter::Restore { throttle, .. } => throttle,
+        };
+        match throttle.due(phase, percent) {
+            Some(percent) => {
+                self.send(phase, percent, bytes, current).await;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Sends progress now, throttle or not (never backwards).
+    pub async fn progress_now(
         &mut self,
         phase: &str,
         percent: Option<f64>,
@@ -132,9 +152,8 @@ impl Reporter {
         let throttle = match self {
             Reporter::Backup { throttle, .. } | Reporter::Restore { throttle, .. } => throttle,
         };
-        if let Some(percent) = throttle.due(phase, percent) {
-            self.send(phase, percent, bytes, current).await;
-        }
+        let percent = throttle.now(phase, percent);
+        self.send(phase, percent, bytes, current).await;
     }
 
     /// The last progress event of a finished job: 100%.
@@ -208,6 +227,9 @@ pub async fn dump(
     let total: u64 = tables.iter().map(|t| t.1).sum::<u64>().max(1);
     let size_of = |table: &str| tables.iter().find(|t| t.0 == table).map_or(0, |t| t.1);
     let (mut done_bytes, mut current): (u64, Option<String>) = (0, None);
+    // The last table an event named: one the throttle swallowed just before
+    // the tool ended is still named once.
+    let mut named = None;
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     let status = loop {
         tokio::select! {
@@ -238,12 +260,24 @@ pub async fn dump(
         }
         let percent = 100.0 * done_bytes as f64 / total as f64;
         let bytes = std::fs::metadata(part).map_or(0, |m| m.len());
-        reporter
+        if reporter
             .progress("dumping", Some(percent), bytes, current.clone())
-            .await;
+            .await
+        {
+            named.clone_from(&current);
+        }
     };
     match status {
-        Ok(status) if status.success() => Ok(()),
+        Ok(status) if status.success() => {
+            if current.is_some() && current != named {
+                let percent = 100.0 * done_bytes as f64 / total as f64;
+                let bytes = std::fs::metadata(part).map_or(0, |m| m.len());
+                reporter
+                    .progress_now("dumping", Some(percent), bytes, current)
+                    .await;
+            }
+            Ok(())
+        }
         Ok(status) => Err(failed(format!(
             "{name} ended with {status}: {}",
             said(&tail)

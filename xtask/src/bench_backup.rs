@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 
-use crate::bench::{BenchClient, best_of, build_release, ms};
+use crate::bench::{best_of, build_release, ms};
+use crate::bench_client::BenchClient;
 
 const RUNS: usize = 3;
 const DB: &str = "dbbridge_bench";

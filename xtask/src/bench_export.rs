@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
-use crate::bench::{BenchClient, Rpc, best_of, build_release, ms};
+use crate::bench::{best_of, build_release, ms};
+use crate::bench_client::{BenchClient, Rpc};
 
 const RUNS: usize = 3;
 const DB: &str = "dbbridge_bench";

@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 
-use crate::bench::{BenchClient, Rpc, best_of, build_release, create_sqlite_table, ms, percentile};
+use crate::bench::{best_of, build_release, create_sqlite_table, ms, percentile};
+use crate::bench_client::{BenchClient, Rpc};
 
 const RUNS: usize = 3;
 const SQL: &str = "SELECT * FROM t";

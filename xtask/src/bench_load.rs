@@ -32,8 +32,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
-use crate::bench::{BenchClient, Rpc, build_release, cpu_of, ms, peak_rss_of, percentile};
+use crate::bench::{build_release, ms, percentile};
 use crate::bench_cgroup::CpuGroups;
+use crate::bench_client::{BenchClient, Rpc, cpu_of, peak_rss_of};
 use crate::bench_measure::{Phase, Ping, Streamed, print_pings, thread_sched};
 use crate::servers::shared;
 

@@ -7,9 +7,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 
-use crate::bench::{
-    Streams, best_of, build_release, cpu_of, ms, parsed_streams, unparsed_and_cancels,
-};
+use crate::bench::{Streams, best_of, build_release, ms, parsed_streams, unparsed_and_cancels};
+use crate::bench_client::cpu_of;
 
 const RUNS: usize = 3;
 const CANCEL_TRIES: usize = 20;

@@ -6,6 +6,7 @@
 mod bench;
 mod bench_backup;
 mod bench_cgroup;
+mod bench_client;
 mod bench_export;
 mod bench_lanes;
 mod bench_load;

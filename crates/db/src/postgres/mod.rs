@@ -5,6 +5,7 @@
 //! request over the connection's own TLS settings, and catalog metadata
 //! ([`metadata`]).
 
+mod cancel;
 mod copy;
 pub mod dump;
 mod metadata;
@@ -23,7 +24,7 @@ pub fn copy_fields(
     copy::each_field(line, scratch, field)
 }
 
-pub use run::PgCancel;
+pub use cancel::PgCancel;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, AtomicU64};
@@ -56,7 +57,7 @@ pub(crate) struct Shared {
     /// The TLS settings the connection was made with; cancel requests use them too.
     tls: Option<rustls::ClientConfig>,
     /// Where cancel requests go (the server the connection reached).
-    cancel_addr: Option<run::CancelAddr>,
+    cancel_addr: Option<cancel::CancelAddr>,
     /// Transaction state after the last query: 0 idle, 1 in a transaction.
     in_transaction: AtomicU8,
     /// `format_type` of (type oid, typmod) pairs already asked for.
@@ -166,7 +167,7 @@ impl PgConnection {
             shared: Arc::new(Shared {
                 client,
                 tls,
-                cancel_addr: run::CancelAddr::of(&config),
+                cancel_addr: cancel::CancelAddr::of(&config),
                 in_transaction: AtomicU8::new(0),
                 type_names: Mutex::new(HashMap::new()),
                 cursor_seq: AtomicU64::new(0),

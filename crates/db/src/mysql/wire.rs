@@ -24,7 +24,7 @@ use mysql_common::constants::{CapabilityFlags, Command, MariadbCapabilities, Sta
 use mysql_common::io::ParseBuf;
 use mysql_common::packets::{
     Column, ComStmtExecuteRequestBuilder, CommonOkPacket, ErrPacket, OkPacketDeserializer,
-    OldEofPacket, ResultSetTerminator, StmtPacket,
+    StmtPacket,
 };
 use mysql_common::params::Params;
 use mysql_common::proto::{Binary, MySerialize, Text};
@@ -35,7 +35,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 pub(crate) use abort::Abort;
-use abort::{keepalive, read_or_abort};
+use abort::keepalive;
+pub(crate) use results::{Extended, lenenc_bytes, split_extended};
 
 /// What a read starts with, and grows from for a larger packet.
 const READ_BUFFER: usize = 128 * 1024;
@@ -261,102 +262,6 @@ impl Conn {
         self.payload()
     }
 
-    /// Makes sure `need` bytes are read past `start`.
-    async fn fill(&mut self, need: usize) -> Result<(), Error> {
-        while self.end - self.start < need {
-            if self.buf.len() - self.start < need {
-                self.buf.copy_within(self.start..self.end, 0);
-                self.end -= self.start;
-                self.start = 0;
-                if self.buf.len() < need {
-                    self.buf.resize(need.next_power_of_two(), 0);
-                }
-            }
-            let buf = &mut self.buf[self.end..];
-            let n = match &self.abort {
-                Some(abort) => read_or_abort(&mut self.stream, buf, abort).await?,
-                None => self.stream.read(buf).await?,
-            };
-            self.reads += 1;
-            if n == 0 {
-                return Err(Error::Io(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "the server closed the connection",
-                )));
-            }
-            self.end += n;
-        }
-        Ok(())
-    }
-
-    /// Reads the next packet (the previous one is let go).
-    async fn read_packet(&mut self) -> Result<(), Error> {
-        self.big = None;
-        if self.start == self.end {
-            self.start = 0;
-            self.end = 0;
-            if self.buf.len() > 4 * READ_BUFFER {
-                // A large packet grew the buffer; give the memory back.
-                self.buf = vec![0; READ_BUFFER];
-            }
-        }
-        let mut joined: Option<Vec<u8>> = None;
-        loop {
-            self.fill(4).await?;
-            let h = &self.buf[self.start..self.start + 4];
-            let len = usize::from(h[0]) | usize::from(h[1]) << 8 | usize::from(h[2]) << 16;
-            if h[3] != self.seq {
-                // A packet of another exchange (or a corrupt stream): nothing
-                // after it can be trusted to belong to this response.
-                return Err(Error::Protocol(format!(
-                    "packet out of sequence (number {}, {} expected)",
-                    h[3], self.seq
-                )));
-            }
-            self.seq = h[3].wrapping_add(1);
-            self.fill(4 + len).await?;
-            let from = self.start + 4;
-            self.start = from + len;
-            if len < MAX_FRAME && joined.is_none() {
-                self.packet = (from, from + len);
-                return Ok(());
-            }
-            let whole = joined.get_or_insert_with(Vec::new);
-            if whole.len() + len > MAX_PACKET as usize {
-                // More than the largest packet this client agreed to take.
-                return Err(protocol("a packet larger than 1 GiB"));
-            }
-            whole.extend_from_slice(&self.buf[from..from + len]);
-            if len < MAX_FRAME {
-                self.big = joined;
-                return Ok(());
-            }
-        }
-    }
-
-    async fn write_packet(&mut self, payload: &[u8]) -> Result<(), Error> {
-        let mut out = Vec::with_capacity(payload.len() + 8);
-        let mut chunks = payload.chunks(MAX_FRAME).peekable();
-        if payload.is_empty() {
-            out.extend_from_slice(&[0, 0, 0, self.seq]);
-            self.seq = self.seq.wrapping_add(1);
-        }
-        while let Some(chunk) = chunks.next() {
-            let len = chunk.len() as u32;
-            out.extend_from_slice(&len.to_le_bytes()[..3]);
-            out.push(self.seq);
-            self.seq = self.seq.wrapping_add(1);
-            out.extend_from_slice(chunk);
-            if chunks.peek().is_none() && chunk.len() == MAX_FRAME {
-                // A payload of whole frames ends with an empty one.
-                out.extend_from_slice(&[0, 0, 0, self.seq]);
-                self.seq = self.seq.wrapping_add(1);
-            }
-        }
-        self.stream.write_all(&out).await?;
-        Ok(())
-    }
-
     /// Sends a command, after reading off what is left of the last response.
     async fn command(&mut self, command: Command, body: &[u8]) -> Result<(), Error> {
         let mut payload = Vec::with_capacity(body.len() + 1);
@@ -404,140 +309,6 @@ impl Conn {
 
     fn deprecate_eof(&self) -> bool {
         self.caps.contains(CapabilityFlags::CLIENT_DEPRECATE_EOF)
-    }
-
-    /// Reads `n` column definitions (and the EOF after them on old servers),
-    /// keeping MariaDB's extended metadata of each in `extended`.
-    async fn columns(&mut self, n: usize) -> Result<Arc<[Column]>, Error> {
-        let extended = self
-            .mariadb_caps
-            .contains(MariadbCapabilities::MARIADB_CLIENT_EXTENDED_METADATA);
-        if n > MAX_COLUMNS {
-            return Err(protocol(format!("a result of {n} columns")));
-        }
-        let mut columns = Vec::with_capacity(n.min(1024));
-        self.extended.clear();
-        for _ in 0..n {
-            self.read_packet().await?;
-            let column = if extended {
-                let (column, ext) = split_extended(self.payload())
-                    .ok_or_else(|| protocol("a column definition"))?;
-                self.extended.push(ext);
-                column
-            } else {
-                ParseBuf(self.payload())
-                    .parse::<Column>(())
-                    .map_err(protocol)?
-            };
-            columns.push(column);
-        }
-        if n > 0 && !self.deprecate_eof() {
-            self.read_packet().await?;
-        }
-        Ok(columns.into())
-    }
-
-    /// MariaDB's extended metadata of the current result's columns (empty
-    /// from a server that does not send it).
-    pub fn extended(&self) -> &[Extended] {
-        &self.extended
-    }
-
-    // ---- responses ----
-
-    /// Reads the start of the (next) result of the command just sent.
-    pub async fn read_head(&mut self) -> Result<Head, Error> {
-        self.read_packet().await?;
-        match self.payload().first() {
-            Some(0x00) => {
-                let (info, status) = self.ok_packet()?;
-                self.status = status;
-                Ok(Head::Ok(info))
-            }
-            Some(0xff) => {
-                // An error ends the whole response.
-                self.status.remove(StatusFlags::SERVER_MORE_RESULTS_EXISTS);
-                Err(self.err_packet())
-            }
-            Some(0xfb) => {
-                // LOAD DATA LOCAL INFILE: refused with an empty file (this
-                // client never offers to send files), then the server's reply.
-                self.write_packet(&[]).await?;
-                self.read_packet().await?;
-                self.status.remove(StatusFlags::SERVER_MORE_RESULTS_EXISTS);
-                match self.payload().first() {
-                    Some(0xff) => Err(self.err_packet()),
-                    _ => Err(Error::Server(ServerError {
-                        code: 1148,
-                        state: "42000".into(),
-                        message: "LOAD DATA LOCAL INFILE is not supported by dbbridge".into(),
-                    })),
-                }
-            }
-            Some(_) => {
-                let n = lenenc(self.payload(), &mut 0).ok_or_else(|| protocol("column count"))?;
-                let n = usize::try_from(n).map_err(protocol)?;
-                let columns = self.columns(n).await?;
-                self.in_rows = true;
-                Ok(Head::Columns(columns))
-            }
-            None => Err(protocol("an empty packet")),
-        }
-    }
-
-    /// Reads the next row of the current result set: `true` with the row in
-    /// [`row`](Self::row), `false` at the set's end.
-    pub async fn next_row(&mut self) -> Result<bool, Error> {
-        self.read_packet().await?;
-        let p = self.payload();
-        match p.first() {
-            Some(0xfe) if p.len() < MAX_FRAME && (self.deprecate_eof() || p.len() < 9) => {
-                let status = if self.deprecate_eof() {
-                    ParseBuf(p)
-                        .parse::<OkPacketDeserializer<ResultSetTerminator>>(self.caps)
-                        .map_err(protocol)?
-                        .into_inner()
-                        .status_flags()
-                } else {
-                    ParseBuf(p)
-                        .parse::<OkPacketDeserializer<OldEofPacket>>(self.caps)
-                        .map_err(protocol)?
-                        .into_inner()
-                        .status_flags()
-                };
-                self.status = status;
-                self.in_rows = false;
-                Ok(false)
-            }
-            Some(0xff) => {
-                self.in_rows = false;
-                self.status.remove(StatusFlags::SERVER_MORE_RESULTS_EXISTS);
-                Err(self.err_packet())
-            }
-            Some(_) => Ok(true),
-            None => Err(protocol("an empty row packet")),
-        }
-    }
-
-    /// Whether the last response is not read to its end.
-    fn pending(&self) -> bool {
-        self.in_rows || self.more_results()
-    }
-
-    /// Reads off the rest of the response: rows, further results, an error.
-    pub async fn drain(&mut self) -> Result<(), Error> {
-        while self.pending() {
-            let read = if self.in_rows {
-                self.next_row().await.map(|_| ())
-            } else {
-                self.read_head().await.map(|_| ())
-            };
-            match read {
-                Ok(()) | Err(Error::Server(_)) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
     }
 
     // ---- commands ----
@@ -662,79 +433,9 @@ impl Conn {
     }
 }
 
-/// What MariaDB says of a column beyond its protocol type: the name of a
-/// type of its own (`uuid`, `inet6`, `point`) and a format (`json`).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct Extended {
-    pub type_name: Option<String>,
-    pub format: Option<String>,
-}
-
-/// A column definition with MariaDB's extended metadata: the definition as
-/// mysql_common reads it (without that field) and the metadata. The field
-/// follows the six names (catalog, schema, table, org_table, name,
-/// org_name) and holds entries of a kind byte (0 type, 1 format) and a
-/// length-encoded value.
-pub(crate) fn split_extended(p: &[u8]) -> Option<(Column, Extended)> {
-    let mut at = 0;
-    for _ in 0..6 {
-        lenenc_bytes(p, &mut at)?;
-    }
-    let from = at;
-    let field = lenenc_bytes(p, &mut at)?;
-    let mut ext = Extended::default();
-    let mut i = 0;
-    while i < field.len() {
-        let kind = field[i];
-        i += 1;
-        let value = String::from_utf8_lossy(lenenc_bytes(field, &mut i)?).into_owned();
-        match kind {
-            0 => ext.type_name = Some(value),
-            1 => ext.format = Some(value),
-            _ => {}
-        }
-    }
-    let mut plain = Vec::with_capacity(p.len());
-    plain.extend_from_slice(&p[..from]);
-    plain.extend_from_slice(&p[at..]);
-    let column = ParseBuf(&plain).parse::<Column>(()).ok()?;
-    Some((column, ext))
-}
-
-/// A length-encoded integer at `*at`, moving past it.
-pub(crate) fn lenenc(p: &[u8], at: &mut usize) -> Option<u64> {
-    let first = *p.get(*at)?;
-    let (len, value) = match first {
-        0..=0xfa => (1, u64::from(first)),
-        0xfc => (
-            3,
-            u64::from(u16::from_le_bytes([*p.get(*at + 1)?, *p.get(*at + 2)?])),
-        ),
-        0xfd => (
-            4,
-            u64::from(*p.get(*at + 1)?)
-                | u64::from(*p.get(*at + 2)?) << 8
-                | u64::from(*p.get(*at + 3)?) << 16,
-        ),
-        0xfe => {
-            let bytes: [u8; 8] = p.get(*at + 1..*at + 9)?.try_into().ok()?;
-            (9, u64::from_le_bytes(bytes))
-        }
-        _ => return None,
-    };
-    *at += len;
-    Some(value)
-}
-
-/// A length-encoded string at `*at`, moving past it.
-pub(crate) fn lenenc_bytes<'p>(p: &'p [u8], at: &mut usize) -> Option<&'p [u8]> {
-    let len = usize::try_from(lenenc(p, at)?).ok()?;
-    let bytes = p.get(*at..at.checked_add(len)?)?;
-    *at += len;
-    Some(bytes)
-}
-
 mod abort;
 mod auth;
+mod packets;
+mod results;
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,7 @@
 //! Tests of `wire`.
 
 use super::auth::{auth_switch, rsa_encrypt_password};
+use super::results::lenenc;
 use super::*;
 use mysql_common::packets::AuthPlugin;
 

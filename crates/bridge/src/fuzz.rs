@@ -2,7 +2,7 @@
 //! runs in the test command: the stdio line reader and the secret file
 //! reader. Not part of the crate's API.
 
-pub use crate::secrets::file::fuzz_secret_file as secret_file;
+pub use crate::secrets::sealed::fuzz_secret_file as secret_file;
 pub use crate::transport::stdio::fuzz_read_lines as stdio_lines;
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 
 pub(crate) mod file;
 mod keychain;
+pub(crate) mod sealed;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use dbbridge_protocol::{ErrorCode, RpcError};
 use secrecy::SecretString;
 
 use crate::catalog::Catalog;
-pub use file::KeySource;
+pub use sealed::KeySource;
 
 /// How the backend is chosen (`--secret-backend`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -23,6 +23,11 @@
 
 use std::ops::Range;
 
+use tokens::{
+    block_comment_end, find, is_ident_cont, is_ident_start, is_space, line_comment_end, number_end,
+    quoted_ident_end, string_end,
+};
+
 /// One statement of a script.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Statement {
@@ -66,18 +71,6 @@ pub struct SplitError {
     pub message: String,
     /// 1-based character position in the script.
     pub position: u32,
-}
-
-fn is_ident_start(b: u8) -> bool {
-    b.is_ascii_alphabetic() || b == b'_' || b >= 0x80
-}
-
-fn is_ident_cont(b: u8) -> bool {
-    is_ident_start(b) || b.is_ascii_digit() || b == b'$'
-}
-
-fn is_space(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0c)
 }
 
 /// Splits `sql` into its statements; statements holding only whitespace and
@@ -399,79 +392,6 @@ impl Scanner<'_> {
     }
 }
 
-/// The end of a `--` comment starting at `i` (its newline is whitespace).
-fn line_comment_end(bytes: &[u8], i: usize) -> usize {
-    bytes[i..]
-        .iter()
-        .position(|&b| b == b'\n' || b == b'\r')
-        .map_or(bytes.len(), |at| i + at)
-}
-
-/// The end of a (nested) block comment opening at `i`.
-fn block_comment_end(bytes: &[u8], i: usize) -> usize {
-    let mut depth = 0usize;
-    let mut j = i;
-    while j < bytes.len() {
-        if bytes[j] == b'/' && bytes.get(j + 1) == Some(&b'*') {
-            depth += 1;
-            j += 2;
-        } else if bytes[j] == b'*' && bytes.get(j + 1) == Some(&b'/') {
-            depth -= 1;
-            j += 2;
-            if depth == 0 {
-                return j;
-            }
-        } else {
-            j += 1;
-        }
-    }
-    bytes.len()
-}
-
-/// The end of a string literal whose text starts at `j` (after the opening
-/// quote). A doubled quote stays inside; with `backslash` (an `E''` string)
-/// a backslash escapes the next byte.
-fn string_end(bytes: &[u8], mut j: usize, backslash: bool) -> usize {
-    while j < bytes.len() {
-        match bytes[j] {
-            b'\\' if backslash => j += 2,
-            b'\'' if bytes.get(j + 1) == Some(&b'\'') => j += 2,
-            b'\'' => return j + 1,
-            _ => j += 1,
-        }
-    }
-    bytes.len()
-}
-
-fn quoted_ident_end(bytes: &[u8], mut j: usize) -> usize {
-    while j < bytes.len() {
-        if bytes[j] == b'"' {
-            if bytes.get(j + 1) == Some(&b'"') {
-                j += 2;
-                continue;
-            }
-            return j + 1;
-        }
-        j += 1;
-    }
-    bytes.len()
-}
-
-/// The end of a numeric token at `i`: digits, then (as Postgres 16+ lexes
-/// `123abc`) any identifier glued to them.
-fn number_end(bytes: &[u8], i: usize) -> usize {
-    let mut j = i;
-    while j < bytes.len() && (bytes[j].is_ascii_digit() || bytes[j] == b'_') {
-        j += 1;
-    }
-    if bytes.get(j).is_some_and(|&b| is_ident_start(b)) {
-        while j < bytes.len() && is_ident_cont(bytes[j]) {
-            j += 1;
-        }
-    }
-    j
-}
-
 /// What a `SET`/`RESET` statement does to `standard_conforming_strings`,
 /// if it names it (`RESET ALL` puts back the default, on).
 fn sets_standard_strings(command: &str, text: &str) -> Option<bool> {
@@ -502,10 +422,6 @@ fn sets_standard_strings(command: &str, text: &str) -> Option<bool> {
         }
         _ => None,
     }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 /// The statement being scanned.
@@ -554,3 +470,4 @@ impl Current {
 
 #[cfg(test)]
 mod tests;
+mod tokens;

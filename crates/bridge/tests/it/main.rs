@@ -16,6 +16,7 @@ mod logging;
 mod mysql;
 mod mysql8;
 mod mysql_client;
+mod mysql_types;
 mod paging;
 mod postgres;
 mod postgres_metadata;

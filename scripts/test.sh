@@ -50,7 +50,7 @@ step "cargo test: the Postgres connector on PostgreSQL 18"
 # (--workspace, not -p dbbridge: the same feature resolution as the run
 # above, so nothing is compiled again.)
 DBBRIDGE_TEST_POSTGRES_MAJOR=18 cargo test --workspace --test it --quiet -- \
-  postgres:: postgres_query:: postgres_metadata:: --skip backup_postgres \
+  postgres:: postgres_query:: postgres_types:: postgres_metadata:: --skip backup_postgres \
   --test-threads "${DBBRIDGE_TEST_THREADS:-4}" 2>&1 | tee -a "$log"
 status18=${PIPESTATUS[0]}
 if [ "$status" -eq 0 ]; then status=$status18; fi

@@ -22,6 +22,7 @@ mod postgres;
 mod postgres_metadata;
 mod postgres_query;
 mod postgres_scripts;
+mod postgres_types;
 mod psql_oracle;
 mod secret_walk;
 mod secrets;

@@ -11,53 +11,31 @@
 //! (one socket, no socket task) run on one too.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use tokio::runtime::Handle;
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tokio_util::task::TaskTracker;
 
 /// How long a closing connection's goodbye may take (a stalled network must
 /// not keep its thread, nor a bridge that is exiting).
 pub(crate) const GOODBYE_GRACE: Duration = Duration::from_secs(2);
 
-/// Goodbyes begun by [`SessionThread::finish`] and not yet written or given up.
-static SAYING: AtomicUsize = AtomicUsize::new(0);
-/// Told each time one of them ends.
-static SAID: Notify = Notify::const_new();
+/// Goodbyes begun by [`SessionThread::finish`] and not yet written or given
+/// up. Closed from the start: its `wait` resolves whenever none is left.
+static GOODBYES: LazyLock<TaskTracker> = LazyLock::new(|| {
+    let tracker = TaskTracker::new();
+    tracker.close();
+    tracker
+});
 
 /// Resolves when every goodbye begun so far has been written or given up
 /// (each within [`GOODBYE_GRACE`]): the bridge awaits it before exiting, as
 /// the process's end would otherwise close those sockets unsaid.
 pub async fn goodbyes_said() {
-    loop {
-        let notified = SAID.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        if SAYING.load(Ordering::SeqCst) == 0 {
-            return;
-        }
-        notified.await;
-    }
-}
-
-/// Counts one goodbye while it lives (dropped when it ends, or with the
-/// runtime if the thread goes first).
-struct Saying;
-
-impl Saying {
-    fn begin() -> Saying {
-        SAYING.fetch_add(1, Ordering::SeqCst);
-        Saying
-    }
-}
-
-impl Drop for Saying {
-    fn drop(&mut self) {
-        SAYING.fetch_sub(1, Ordering::SeqCst);
-        SAID.notify_waiters();
-    }
+    GOODBYES.wait().await;
 }
 
 pub(crate) struct SessionThread {
@@ -118,11 +96,11 @@ impl SessionThread {
         F: Future<Output = ()> + Send + 'static,
     {
         let stop = self.stop.take();
-        let saying = Saying::begin();
-        self.handle.spawn(async move {
+        // Tracked until it ends, or until the runtime drops it (the thread
+        // gone first).
+        self.handle.spawn(GOODBYES.track_future(async move {
             let _ = tokio::time::timeout(GOODBYE_GRACE, last).await;
-            drop(saying);
             drop(stop);
-        });
+        }));
     }
 }

@@ -121,6 +121,12 @@ impl Reporter {
         }
     }
 
+    fn throttle(&mut self) -> &mut Throttle {
+        match self {
+            Reporter::Backup { throttle, .. } | Reporter::Restore { throttle, .. } => throttle,
+        }
+    }
+
     /// Sends progress if it is due (throttled, never backwards); whether it was.
     pub async fn progress(
         &mut self,
@@ -129,10 +135,7 @@ impl Reporter {
         bytes: u64,
         current: Option<String>,
     ) -> bool {
-        let throttle = match self {
-            Reporter::Backup { throttle, .. } | Reporter::Restore { throttle, .. } => throttle,
-        };
-        match throttle.due(phase, percent) {
+        match self.throttle().due(phase, percent) {
             Some(percent) => {
                 self.send(phase, percent, bytes, current).await;
                 true
@@ -149,20 +152,13 @@ impl Reporter {
         bytes: u64,
         current: Option<String>,
     ) {
-        let throttle = match self {
-            Reporter::Backup { throttle, .. } | Reporter::Restore { throttle, .. } => throttle,
-        };
-        let percent = throttle.now(phase, percent);
+        let percent = self.throttle().now(phase, percent);
         self.send(phase, percent, bytes, current).await;
     }
 
     /// The last progress event of a finished job: 100%.
     pub async fn finished(&mut self, bytes: u64) {
-        let percent = match self {
-            Reporter::Backup { throttle, .. } | Reporter::Restore { throttle, .. } => {
-                throttle.done()
-            }
-        };
+        let percent = self.throttle().done();
         self.send("finalizing", Some(percent), bytes, None).await;
     }
 
@@ -226,6 +222,12 @@ pub async fn dump(
     let mut tail = VecDeque::new();
     let total: u64 = tables.iter().map(|t| t.1).sum::<u64>().max(1);
     let size_of = |table: &str| tables.iter().find(|t| t.0 == table).map_or(0, |t| t.1);
+    // The percent done (the tables before the current one, by size) and the
+    // bytes written so far.
+    let at = |done_bytes: u64| {
+        let bytes = std::fs::metadata(part).map_or(0, |m| m.len());
+        (100.0 * done_bytes as f64 / total as f64, bytes)
+    };
     let (mut done_bytes, mut current): (u64, Option<String>) = (0, None);
     // The last table an event named: one the throttle swallowed just before
     // the tool ended is still named once.
@@ -258,8 +260,7 @@ pub async fn dump(
             _ = tick.tick() => {}
             status = child.wait(), if lines.is_none() => break status,
         }
-        let percent = 100.0 * done_bytes as f64 / total as f64;
-        let bytes = std::fs::metadata(part).map_or(0, |m| m.len());
+        let (percent, bytes) = at(done_bytes);
         if reporter
             .progress("dumping", Some(percent), bytes, current.clone())
             .await
@@ -270,8 +271,7 @@ pub async fn dump(
     match status {
         Ok(status) if status.success() => {
             if current.is_some() && current != named {
-                let percent = 100.0 * done_bytes as f64 / total as f64;
-                let bytes = std::fs::metadata(part).map_or(0, |m| m.len());
+                let (percent, bytes) = at(done_bytes);
                 reporter
                     .progress_now("dumping", Some(percent), bytes, current)
                     .await;

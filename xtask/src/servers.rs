@@ -9,7 +9,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 
 #[allow(dead_code, clippy::unwrap_used)]
-#[path = "../../crates/bridge/tests/it/servers.rs"]
+#[path = "../../crates/bridge/tests/it/servers/mod.rs"]
 pub(crate) mod shared;
 
 pub fn with_servers(command: &[&str]) -> Result<()> {

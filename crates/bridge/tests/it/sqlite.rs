@@ -4,25 +4,25 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::harness::{Bridge, Options, find};
+use crate::harness::{Bridge, Options};
 
-const T: Duration = Duration::from_secs(60);
+pub(crate) const T: Duration = Duration::from_secs(60);
 
-fn db_path(b: &Bridge, name: &str) -> String {
+pub(crate) fn db_path(b: &Bridge, name: &str) -> String {
     b.data_dir.join(name).to_string_lossy().into_owned()
 }
 
 /// A recursive CTE yielding `n` rows of (x, text).
-fn series(n: u64) -> String {
+pub(crate) fn series(n: u64) -> String {
     format!(
         "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {n}) \
          SELECT x, 'row-' || x AS label FROM c"
     )
 }
 
-const ENDLESS: &str =
+pub(crate) const ENDLESS: &str =
     "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c";
-const ENDLESS_SILENT: &str =
+pub(crate) const ENDLESS_SILENT: &str =
     "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c";
 
 #[test]
@@ -357,141 +357,6 @@ fn unknown_sessions_missing_files_and_bad_params_are_clear_errors() {
 }
 
 #[test]
-fn metadata_of_a_schema_with_composite_keys_partial_and_expression_indexes_and_a_view() {
-    let mut b = Bridge::start();
-    let path = db_path(&b, "meta.db");
-    let s = b.open_sqlite(&path);
-    let out = b.query(
-        &s,
-        "CREATE TABLE regions (country TEXT NOT NULL, code TEXT NOT NULL, name TEXT, PRIMARY KEY (country, code));
-         CREATE TABLE shops (
-             id INTEGER PRIMARY KEY AUTOINCREMENT,
-             country TEXT NOT NULL,
-             region TEXT NOT NULL,
-             name TEXT NOT NULL DEFAULT 'unnamed',
-             deleted INTEGER NOT NULL DEFAULT 0,
-             name_lower TEXT GENERATED ALWAYS AS (lower(name)) VIRTUAL,
-             FOREIGN KEY (country, region) REFERENCES regions (country, code) ON UPDATE CASCADE ON DELETE RESTRICT
-         );
-         CREATE UNIQUE INDEX shops_live_name ON shops (name) WHERE deleted = 0;
-         CREATE INDEX shops_lower ON shops (lower(name), country);
-         CREATE VIEW live_shops AS SELECT id, name FROM shops WHERE deleted = 0;",
-        json!({}),
-    );
-    assert_eq!(out.status(), "completed", "{}", out.done);
-
-    let schemas = b.ok("metadata.listSchemas", json!({"sessionId": s}));
-    assert_eq!(schemas[0], json!({"name": "main", "isSystem": false}));
-
-    let tables = b.ok(
-        "metadata.listTables",
-        json!({"sessionId": s, "schema": "main"}),
-    );
-    let names: Vec<(&str, &str)> = tables
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| (t["name"].as_str().unwrap(), t["type"].as_str().unwrap()))
-        .collect();
-    assert_eq!(
-        names,
-        [
-            ("live_shops", "view"),
-            ("regions", "table"),
-            ("shops", "table")
-        ]
-    );
-
-    let shops = b.ok(
-        "metadata.describeTable",
-        json!({"sessionId": s, "schema": "main", "table": "shops"}),
-    );
-    let cols = shops["columns"].as_array().unwrap();
-    assert_eq!(cols.len(), 6);
-    assert_eq!(cols[0]["name"], "id");
-    assert_eq!(cols[0]["autoIncrement"], true);
-    assert_eq!(cols[0]["nullable"], false);
-    assert_eq!(cols[0]["kind"], "bigint");
-    assert_eq!(cols[3]["default"], "'unnamed'");
-    assert_eq!(cols[3]["nullable"], false);
-    assert_eq!(cols[5]["generated"], "virtual");
-    assert_eq!(cols[5]["ordinal"], 6);
-    assert_eq!(shops["primaryKey"]["columns"], json!(["id"]));
-    assert_eq!(
-        shops["foreignKeys"],
-        json!([{
-            "name": null, "columns": ["country", "region"], "referencedSchema": "main", "referencedTable": "regions",
-            "referencedColumns": ["country", "code"], "onUpdate": "CASCADE", "onDelete": "RESTRICT"
-        }])
-    );
-    let indexes = shops["indexes"].as_array().unwrap();
-    let live = indexes
-        .iter()
-        .find(|i| i["name"] == "shops_live_name")
-        .unwrap();
-    assert_eq!(live["unique"], true);
-    assert_eq!(live["columns"], json!(["name"]));
-    assert_eq!(live["predicate"], "deleted = 0");
-    let lower = indexes.iter().find(|i| i["name"] == "shops_lower").unwrap();
-    assert_eq!(lower["columns"], json!(["lower(name)", "country"]));
-    assert_eq!(lower["unique"], false);
-    assert_eq!(lower["predicate"], Value::Null);
-
-    let regions = b.ok(
-        "metadata.describeTable",
-        json!({"sessionId": s, "schema": "main", "table": "regions"}),
-    );
-    assert_eq!(regions["primaryKey"]["columns"], json!(["country", "code"]));
-    assert_eq!(regions["columns"][0]["autoIncrement"], false);
-    let pk_index = regions["indexes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["primary"] == true)
-        .unwrap();
-    assert_eq!(pk_index["columns"], json!(["country", "code"]));
-
-    let view = b.ok(
-        "metadata.describeTable",
-        json!({"sessionId": s, "schema": "main", "table": "live_shops"}),
-    );
-    assert_eq!(view["type"], "view");
-    assert_eq!(view["columns"].as_array().unwrap().len(), 2);
-
-    let e = b.err(
-        "metadata.describeTable",
-        json!({"sessionId": s, "schema": "main", "table": "nope"}),
-    );
-    assert_eq!(e["code"], "INVALID_PARAMS");
-    let e = b.err(
-        "metadata.listTables",
-        json!({"sessionId": s, "schema": "nope"}),
-    );
-    assert_eq!(e["code"], "INVALID_PARAMS");
-
-    // An attached database is a schema of its own.
-    let other = db_path(&b, "other.db");
-    b.query(
-        &s,
-        &format!("ATTACH DATABASE '{other}' AS aux; CREATE TABLE aux.extra (x)"),
-        json!({}),
-    );
-    let schemas = b.ok("metadata.listSchemas", json!({"sessionId": s}));
-    assert!(
-        schemas
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|x| x["name"] == "aux")
-    );
-    let tables = b.ok(
-        "metadata.listTables",
-        json!({"sessionId": s, "schema": "aux"}),
-    );
-    assert_eq!(tables[0]["name"], "extra");
-}
-
-#[test]
 fn a_stalled_client_keeps_memory_flat() {
     let mut b = Bridge::start_with(Options::default());
     let path = db_path(&b, "stall.db");
@@ -524,104 +389,4 @@ fn two_sessions_stream_at_once() {
     assert_eq!((o1.status(), o2.status()), ("completed", "completed"));
     assert_eq!(o1.rows(0).len(), 200_000);
     assert_eq!(o2.rows(0).len(), 150_000);
-}
-
-#[test]
-fn idle_sessions_are_closed_with_an_event() {
-    let mut b = Bridge::start();
-    let path = db_path(&b, "idle.db");
-    let s = b.ok("session.open", json!({"connection": {"kind": "sqlite", "path": path, "create": true}, "idleTimeoutMs": 400}))
-        ["sessionId"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let keep = b.open_sqlite(&path);
-    let ev = b.event_where(Duration::from_secs(5), |e| e["method"] == "session.closed");
-    assert_eq!(ev["params"], json!({"sessionId": s, "reason": "idle"}));
-    assert_eq!(
-        b.err("query.run", json!({"sessionId": s, "sql": "SELECT 1"}))["code"],
-        "SESSION_NOT_FOUND"
-    );
-    // The default timeout is long: the other session is still there.
-    let listed = b.ok("session.list", json!({}));
-    assert_eq!(listed.as_array().unwrap().len(), 1);
-    assert_eq!(listed[0]["sessionId"], keep.as_str());
-}
-
-#[test]
-fn transactions_span_calls_and_show_in_session_list() {
-    let mut b = Bridge::start();
-    let path = db_path(&b, "tx.db");
-    let s = b.open_sqlite(&path);
-    let other = b.open_sqlite(&path);
-    b.query(&s, "CREATE TABLE t (a)", json!({}));
-    b.query(&s, "BEGIN; INSERT INTO t VALUES (1)", json!({}));
-    let listed = b.ok("session.list", json!({}));
-    let mine = find(&listed, "sessionId", &s);
-    assert_eq!(mine["inTransaction"], true);
-    assert_eq!(mine["kind"], "sqlite");
-    assert_eq!(mine["database"], path.as_str());
-    assert_eq!(
-        b.query(&other, "SELECT count(*) FROM t", json!({})).rows(0),
-        &[json!(["0"])]
-    );
-    b.query(&s, "COMMIT", json!({}));
-    assert_eq!(
-        b.query(&other, "SELECT count(*) FROM t", json!({})).rows(0),
-        &[json!(["1"])]
-    );
-}
-
-#[test]
-fn closing_a_session_cancels_its_query_and_shutdown_closes_all() {
-    let mut b = Bridge::start();
-    let path = db_path(&b, "close.db");
-    let s = b.open_sqlite(&path);
-    let q = b.start_query(&s, ENDLESS_SILENT, json!({}));
-    b.ok("session.close", json!({"sessionId": s}));
-    assert_eq!(b.collect(&q, T).status(), "cancelled");
-    let s2 = b.open_sqlite(&path);
-    let q2 = b.start_query(&s2, ENDLESS_SILENT, json!({}));
-    b.ok("bridge.shutdown", json!({}));
-    assert_eq!(b.collect(&q2, T).status(), "cancelled");
-    let ev = b.event_where(T, |e| e["method"] == "session.closed");
-    assert_eq!(ev["params"], json!({"sessionId": s2, "reason": "shutdown"}));
-    assert!(b.wait_exit(T).success());
-}
-
-#[test]
-fn sigterm_with_a_stalled_client_mid_stream_still_exits_zero() {
-    let mut b = Bridge::start();
-    let s = b.open_sqlite(":memory:");
-    b.pause_reading();
-    b.start_query_unread(&s, "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x, printf('%0100d', x) FROM c");
-    std::thread::sleep(Duration::from_millis(1000));
-    let started = Instant::now();
-    assert!(
-        std::process::Command::new("kill")
-            .arg("-TERM")
-            .arg(b.pid().to_string())
-            .status()
-            .unwrap()
-            .success()
-    );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = b.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the bridge hung on shutdown behind a stalled client"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(status.success());
-    // 1 s offering query.done, 1 s offering session.closed, then 1 s in which
-    // stdout takes nothing ends the wait (it was a flat 5 s, 7.3 s in all).
-    assert!(
-        started.elapsed() < Duration::from_secs(6),
-        "{:?}",
-        started.elapsed()
-    );
 }

@@ -66,6 +66,7 @@ impl CpuGroups {
         } else {
             bail!("--servers-cgroup: no cgroup hierarchy with the CPU controller here");
         };
+        remove_stale(&root);
         let tag = std::process::id();
         let groups = CpuGroups {
             servers: root.join(format!("dbbridge-bench-servers-{tag}")),
@@ -95,22 +96,48 @@ impl CpuGroups {
 }
 
 impl Drop for CpuGroups {
-    /// Everyone back to the root group, and the two groups removed. A
-    /// server may fork a process (an autovacuum worker) between the read
-    /// and the removal, which then fails as busy: hence a few rounds. (A
-    /// bench killed by a signal leaves its empty groups behind.)
+    /// Everyone back to the root group, and the two groups removed. (A bench
+    /// killed by a signal cannot do this: the next `split` removes what it
+    /// left.)
     fn drop(&mut self) {
         for group in [&self.servers, &self.bench] {
-            for _ in 0..20 {
-                let pids = std::fs::read_to_string(group.join("cgroup.procs")).unwrap_or_default();
-                for pid in pids.split_whitespace() {
-                    let _ = self.enter(&self.root, pid);
-                }
-                if std::fs::remove_dir(group).is_ok() || !group.exists() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
+            dissolve(&self.root, group);
+        }
+    }
+}
+
+/// Moves every process of `group` back to `root` and removes the group. A
+/// server may fork a process (an autovacuum worker) between the read and
+/// the removal, which then fails as busy: hence a few rounds.
+fn dissolve(root: &Path, group: &Path) {
+    for _ in 0..20 {
+        let pids = std::fs::read_to_string(group.join("cgroup.procs")).unwrap_or_default();
+        for pid in pids.split_whitespace() {
+            let _ = std::fs::write(root.join("cgroup.procs"), pid);
+        }
+        if std::fs::remove_dir(group).is_ok() || !group.exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The groups of earlier benches whose process is gone (killed by a
+/// signal before its `Drop` ran), dissolved.
+fn remove_stale(root: &Path) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let tag = name
+            .strip_prefix("dbbridge-bench-servers-")
+            .or_else(|| name.strip_prefix("dbbridge-bench-app-"));
+        if let Some(tag) = tag
+            && tag.parse::<u32>().is_ok()
+            && !Path::new("/proc").join(tag).exists()
+        {
+            dissolve(root, &entry.path());
         }
     }
 }

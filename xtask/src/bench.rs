@@ -28,7 +28,7 @@ use serde_json::{Value, json};
 
 use crate::bench_client::{BenchClient, BridgeRun, Rpc};
 
-const USAGE: &str = "usage: cargo xtask bench sqlite [--rows N] | postgres [--rows N] [--url URL] | mysql [--rows N] [--url URL] | backup | export | lanes [--rows N] | load [--rows N] [--window N] [--servers-cgroup]";
+const USAGE: &str = "usage: cargo xtask bench sqlite [--rows N] | postgres [--rows N] [--url URL] | mysql [--rows N] [--url URL] | backup | export | lanes [--rows N] | load [--rows N] [--window N] [--servers-cgroup] [--sqlite-cache-kib N]";
 
 pub fn run(root: &Path, args: &[&str]) -> Result<()> {
     let (engine, mut rest) = args.split_first().context(USAGE)?;
@@ -36,6 +36,7 @@ pub fn run(root: &Path, args: &[&str]) -> Result<()> {
     let mut rows = None;
     let mut servers_cgroup = false;
     let mut window = None;
+    let mut sqlite_cache_kib = None;
     let mut url = match *engine {
         "mysql" => std::env::var("DBBRIDGE_BENCH_MYSQL_URL")
             .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".to_string()),
@@ -57,6 +58,11 @@ pub fn run(root: &Path, args: &[&str]) -> Result<()> {
                 window = Some(value.parse().context("--window takes a number")?);
                 tail
             }
+            ["--sqlite-cache-kib", value, tail @ ..] if *engine == "load" => {
+                sqlite_cache_kib =
+                    Some(value.parse().context("--sqlite-cache-kib takes a number")?);
+                tail
+            }
             ["--servers-cgroup", tail @ ..] if *engine == "load" => {
                 servers_cgroup = true;
                 tail
@@ -71,7 +77,15 @@ pub fn run(root: &Path, args: &[&str]) -> Result<()> {
         "mysql" => crate::bench_my::mysql(root, table_rows, &url),
         "backup" => crate::bench_backup::backup(root),
         "lanes" => crate::bench_lanes::lanes(root, table_rows),
-        "load" => crate::bench_load::load(root, rows.unwrap_or(20_000), window, servers_cgroup),
+        "load" => crate::bench_load::load(
+            root,
+            crate::bench_load::LoadOptions {
+                rows: rows.unwrap_or(20_000),
+                window,
+                servers_cgroup,
+                sqlite_cache_kib,
+            },
+        ),
         "export" => crate::bench_export::export(root),
         _ => bail!(USAGE),
     }

@@ -1,4 +1,5 @@
-//! `cargo xtask bench load [--rows N] [--window N] [--servers-cgroup]`: issue 19's load, in the release
+//! `cargo xtask bench load [--rows N] [--window N] [--servers-cgroup] [--sqlite-cache-kib N]`:
+//! issue 19's load, in the release
 //! build, on the throwaway Postgres and MariaDB servers the tests start.
 //! 100 sessions (34 SQLite, 33 Postgres, 33 MariaDB) each stream N rows
 //! (default 20,000) at once, into clients that parse every message and
@@ -16,6 +17,10 @@
 //! with `query.fetch` as the client parses them: the flow control a front
 //! end that buffers eagerly (a browser's WebSocket) uses to keep its own
 //! backlog, and so its answers' wait, bounded.
+//!
+//! `--sqlite-cache-kib N` runs each SQLite query after `PRAGMA cache_size
+//! = -N` on its session: how much of the bridge's peak RSS is SQLite's page
+//! cache (2000 KiB a connection by default).
 //!
 //! Printed: ping p50/p99/max (target p99 <= 50 ms) and the bridge's peak
 //! RSS for each. `--servers-cgroup` runs the servers and the bench in CPU
@@ -76,12 +81,32 @@ struct Run {
     slice: u64,
 }
 
+/// How `bench load` runs.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadOptions {
+    /// Rows each session streams.
+    pub rows: u64,
+    /// Every query windowed with this many rows.
+    pub window: Option<u64>,
+    /// The servers and the bench in CPU cgroups of their own.
+    pub servers_cgroup: bool,
+    /// SQLite's page cache per session, in KiB, instead of its default.
+    pub sqlite_cache_kib: Option<u64>,
+}
+
 /// The SQL and connection of session `i` of the mix.
-fn session_of(i: u64, kind: u64, rows: u64, connections: &[Value; 3]) -> (Value, String) {
+fn session_of(
+    i: u64,
+    kind: u64,
+    options: &LoadOptions,
+    connections: &[Value; 3],
+) -> (Value, String) {
+    let rows = options.rows;
     let offset = i * rows;
-    let sql = match kind {
-        0 => format!("SELECT id + {offset} FROM t"),
-        1 => format!("SELECT id + {offset} FROM t"),
+    let sql = match (kind, options.sqlite_cache_kib) {
+        (0, Some(kib)) => format!("PRAGMA cache_size = -{kib}; SELECT id + {offset} FROM t"),
+        (0, None) => format!("SELECT id + {offset} FROM t"),
+        (1, _) => format!("SELECT id + {offset} FROM t"),
         _ => format!("SELECT seq + {offset} FROM seq_1_to_{rows}"),
     };
     (connections[kind as usize].clone(), sql)
@@ -198,7 +223,13 @@ fn stream_all(
     })
 }
 
-pub fn load(root: &Path, rows: u64, window: Option<u64>, servers_cgroup: bool) -> Result<()> {
+pub fn load(root: &Path, options: LoadOptions) -> Result<()> {
+    let LoadOptions {
+        rows,
+        window,
+        servers_cgroup,
+        sqlite_cache_kib,
+    } = options;
     let bin = build_release(root)?;
     let pg = shared::postgres().context("no Postgres server could be started")?;
     let my = shared::mysql().context("no MariaDB server could be started")?;
@@ -244,7 +275,7 @@ pub fn load(root: &Path, rows: u64, window: Option<u64>, servers_cgroup: bool) -
     let mut client = BenchClient::start(&bin, &dir.join("data"))?;
     let mut runs = Vec::new();
     for i in 0..SESSIONS {
-        let (connection, sql) = session_of(i, i % 3, rows, &connections);
+        let (connection, sql) = session_of(i, i % 3, &options, &connections);
         let session = client.open(&connection)?;
         runs.push(Run {
             session,
@@ -274,7 +305,7 @@ pub fn load(root: &Path, rows: u64, window: Option<u64>, servers_cgroup: bool) -
     client.finish();
 
     // Ten WebSocket clients of ten sessions each.
-    let (ws, ws_pinger) = over_websocket(&bin, &dir, rows, window, &connections)?;
+    let (ws, ws_pinger) = over_websocket(&bin, &dir, &options, &connections)?;
     let _ = std::fs::remove_dir_all(&dir);
 
     drop(groups);
@@ -286,6 +317,9 @@ pub fn load(root: &Path, rows: u64, window: Option<u64>, servers_cgroup: bool) -
             "as started (each Postgres backend an autogroup of its own)"
         }
     );
+    if let Some(kib) = sqlite_cache_kib {
+        println!("  each SQLite session's page cache {kib} KiB (--sqlite-cache-kib)");
+    }
     if let Some(window) = window {
         println!(
             "  every query windowed (--window {window}): the client grants back with query.fetch each half window it has parsed"
@@ -327,10 +361,10 @@ pub fn load(root: &Path, rows: u64, window: Option<u64>, servers_cgroup: bool) -
 fn over_websocket(
     bin: &Path,
     dir: &Path,
-    rows: u64,
-    window: Option<u64>,
+    options: &LoadOptions,
     connections: &[Value; 3],
 ) -> Result<(Phase, Vec<Ping>)> {
+    let options = *options;
     let mut child = KillOnDrop(
         Command::new(bin)
             .arg("--data-dir")
@@ -369,7 +403,7 @@ fn over_websocket(
                 let mut runs = Vec::new();
                 for s in 0..SESSIONS / WS_CLIENTS {
                     let slice = c * (SESSIONS / WS_CLIENTS) + s;
-                    let (connection, sql) = session_of(slice, kind, rows, &connections);
+                    let (connection, sql) = session_of(slice, kind, &options, &connections);
                     let session = client.open(&connection)?;
                     runs.push(Run {
                         session,
@@ -383,7 +417,7 @@ fn over_websocket(
             // client that failed still arrives, so no one waits for ever).
             ready.wait();
             let (mut client, runs) = opened?;
-            stream_all(&mut client, &runs, rows, window)
+            stream_all(&mut client, &runs, options.rows, options.window)
         }));
     }
     // An eleventh client that only pings: the bridge's answer to a client

@@ -53,6 +53,14 @@ pub fn run(root: &Path, args: &[&str]) -> Result<()> {
         targets = TARGETS.to_vec();
     }
     let dir = root.join("fuzz");
+    // The fuzz crate is a workspace of its own (nightly, sanitizer flags),
+    // so it has a lock file of its own. It starts from the main workspace's
+    // on every run, so the targets fuzz the dependency versions the bridge
+    // ships with; cargo then adds only the fuzz-only crates (libfuzzer-sys
+    // and its dependencies). A change to fuzz/Cargo.lock after a run means
+    // the workspace's lock moved since: commit it.
+    std::fs::copy(root.join("Cargo.lock"), dir.join("Cargo.lock"))
+        .context("copying Cargo.lock into fuzz/")?;
     let mut report = Vec::new();
     for target in targets {
         let corpus = dir.join("corpus").join(target);

@@ -6,6 +6,8 @@
 //! executions, time and result. Needs the nightly toolchain and
 //! `cargo install cargo-fuzz`. The test command runs short smoke runs of
 //! the same entry points instead (`dbbridge_db::fuzz`, `dbbridge_protocol::fuzz`).
+//! `cargo xtask fuzz --lock` brings `fuzz/Cargo.lock` in line with the
+//! workspace's.
 
 use std::path::Path;
 use std::process::Command;
@@ -53,14 +55,7 @@ pub fn run(root: &Path, args: &[&str]) -> Result<()> {
         targets = TARGETS.to_vec();
     }
     let dir = root.join("fuzz");
-    // The fuzz crate is a workspace of its own (nightly, sanitizer flags),
-    // so it has a lock file of its own. It starts from the main workspace's
-    // on every run, so the targets fuzz the dependency versions the bridge
-    // ships with; cargo then adds only the fuzz-only crates (libfuzzer-sys
-    // and its dependencies). A change to fuzz/Cargo.lock after a run means
-    // the workspace's lock moved since: commit it.
-    std::fs::copy(root.join("Cargo.lock"), dir.join("Cargo.lock"))
-        .context("copying Cargo.lock into fuzz/")?;
+    sync_lock(root)?;
     let mut report = Vec::new();
     for target in targets {
         let corpus = dir.join("corpus").join(target);
@@ -111,4 +106,95 @@ pub fn run(root: &Path, args: &[&str]) -> Result<()> {
         bail!("a fuzz target failed");
     }
     Ok(())
+}
+
+/// `cargo xtask fuzz --lock`, and the start of every fuzz run: the fuzz
+/// crate is a workspace of its own (nightly, sanitizer flags), so it has a
+/// lock file of its own. It starts from the main workspace's, so the
+/// targets fuzz the dependency versions the bridge ships with; cargo then
+/// adds only the fuzz-only crates (libfuzzer-sys and its dependencies). A
+/// test (below) fails when the two drift apart.
+pub fn sync_lock(root: &Path) -> Result<()> {
+    let dir = root.join("fuzz");
+    std::fs::copy(root.join("Cargo.lock"), dir.join("Cargo.lock"))
+        .context("copying Cargo.lock into fuzz/")?;
+    let status = Command::new("cargo")
+        .args(["metadata", "--format-version", "1", "--manifest-path"])
+        .arg(dir.join("Cargo.toml"))
+        .stdout(std::process::Stdio::null())
+        .status()
+        .context("cargo metadata (resolving fuzz/Cargo.lock)")?;
+    if !status.success() {
+        bail!("cargo metadata could not resolve fuzz/Cargo.toml: {status}");
+    }
+    let read = |path: &Path| std::fs::read_to_string(path).context("reading a lock file");
+    let drifted = drift(
+        &read(&root.join("Cargo.lock"))?,
+        &read(&dir.join("Cargo.lock"))?,
+    );
+    if !drifted.is_empty() {
+        bail!(
+            "fuzz/Cargo.lock still locks other versions than Cargo.lock: {}",
+            drifted.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// The `(name, version)` of every package in a Cargo.lock text.
+fn locked_packages(lock: &str) -> Vec<(&str, &str)> {
+    let mut packages = Vec::new();
+    let mut name = None;
+    for line in lock.lines() {
+        if line == "[[package]]" {
+            name = None;
+        } else if let Some(n) = line.strip_prefix("name = ") {
+            name = Some(n.trim_matches('"'));
+        } else if let Some(v) = line.strip_prefix("version = ")
+            && let Some(n) = name.take()
+        {
+            packages.push((n, v.trim_matches('"')));
+        }
+    }
+    packages
+}
+
+/// The packages of `fuzz` locked at a version `workspace` does not lock
+/// for the same name (crates only the fuzz crate uses are fine).
+fn drift<'a>(workspace: &'a str, fuzz: &'a str) -> Vec<String> {
+    let shipped = locked_packages(workspace);
+    locked_packages(fuzz)
+        .into_iter()
+        .filter(|(name, version)| {
+            shipped.iter().any(|(n, _)| n == name) && !shipped.contains(&(name, version))
+        })
+        .map(|(name, version)| format!("{name} {version}"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fuzz_crate_locks_the_versions_the_bridge_ships() {
+        let root = crate::workspace_root();
+        let read = |p: &str| std::fs::read_to_string(root.join(p)).expect("a lock file");
+        let (workspace, fuzz) = (read("Cargo.lock"), read("fuzz/Cargo.lock"));
+        assert!(locked_packages(&fuzz).len() > 100);
+        let drifted = drift(&workspace, &fuzz);
+        assert!(
+            drifted.is_empty(),
+            "fuzz/Cargo.lock locks other versions than Cargo.lock: {} (run `cargo xtask fuzz --lock`)",
+            drifted.join(", ")
+        );
+    }
+
+    #[test]
+    fn a_version_the_workspace_does_not_lock_is_drift() {
+        let workspace = "version = 4\n\n[[package]]\nname = \"clap\"\nversion = \"4.6.9\"\n\n[[package]]\nname = \"nix\"\nversion = \"0.29.0\"\n\n[[package]]\nname = \"nix\"\nversion = \"0.31.4\"\n";
+        let fuzz = "version = 4\n\n[[package]]\nname = \"clap\"\nversion = \"4.6.10\"\n\n[[package]]\nname = \"nix\"\nversion = \"0.31.4\"\n\n[[package]]\nname = \"libfuzzer-sys\"\nversion = \"0.4.13\"\n";
+        assert_eq!(drift(workspace, fuzz), ["clap 4.6.10"]);
+        assert!(drift(workspace, workspace).is_empty());
+    }
 }

@@ -1,5 +1,5 @@
 //! Project automation: `cargo xtask codegen [--check]`, `cargo xtask bench ...`,
-//! `cargo xtask fuzz`, `cargo xtask dist`, `cargo xtask with-servers -- CMD`.
+//! `cargo xtask fuzz [--lock]`, `cargo xtask dist`, `cargo xtask with-servers -- CMD`.
 // xtask is a command-line tool: printing its report is its job.
 #![allow(clippy::print_stdout)]
 
@@ -28,11 +28,12 @@ fn main() -> Result<()> {
         ["codegen"] => codegen(false),
         ["codegen", "--check"] => codegen(true),
         ["bench", rest @ ..] => bench::run(&workspace_root(), rest),
+        ["fuzz", "--lock"] => fuzz::sync_lock(&workspace_root()),
         ["fuzz", rest @ ..] => fuzz::run(&workspace_root(), rest),
         ["dist", rest @ ..] => dist::run(&workspace_root(), rest),
         ["with-servers", "--", rest @ ..] => servers::with_servers(rest),
         _ => bail!(
-            "usage: cargo xtask codegen [--check] | cargo xtask bench sqlite|postgres|mysql|backup|export|lanes|load | cargo xtask fuzz [--runs N] [--seconds S] [TARGET...] | cargo xtask dist [--target TRIPLE] | cargo xtask with-servers -- CMD..."
+            "usage: cargo xtask codegen [--check] | cargo xtask bench sqlite|postgres|mysql|backup|export|lanes|load | cargo xtask fuzz [--runs N] [--seconds S] [TARGET...] | cargo xtask fuzz --lock | cargo xtask dist [--target TRIPLE] | cargo xtask with-servers -- CMD..."
         ),
     }
 }

@@ -305,7 +305,7 @@ pub fn load(root: &Path, options: LoadOptions) -> Result<()> {
     client.finish();
 
     // Ten WebSocket clients of ten sessions each.
-    let (ws, ws_pinger) = over_websocket(&bin, &dir, &options, &connections)?;
+    let (ws, ws_pinger) = over_websocket(&bin, &dir, options, &connections)?;
     let _ = std::fs::remove_dir_all(&dir);
 
     drop(groups);
@@ -361,10 +361,9 @@ pub fn load(root: &Path, options: LoadOptions) -> Result<()> {
 fn over_websocket(
     bin: &Path,
     dir: &Path,
-    options: &LoadOptions,
+    options: LoadOptions,
     connections: &[Value; 3],
 ) -> Result<(Phase, Vec<Ping>)> {
-    let options = *options;
     let mut child = KillOnDrop(
         Command::new(bin)
             .arg("--data-dir")

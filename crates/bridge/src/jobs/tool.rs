@@ -89,83 +89,88 @@ pub fn kill_group(child: &mut tokio::process::Child) {
 }
 
 /// Where a job's progress goes: `backup.progress` or `backup.restore.progress`.
-pub enum Reporter {
-    Backup {
-        id: String,
-        client: Client,
-        throttle: Throttle,
-    },
-    Restore {
-        id: String,
-        backup_id: String,
-        client: Client,
-        throttle: Throttle,
-    },
+pub struct Reporter {
+    to: Job,
+    client: Client,
+    throttle: Throttle,
+    /// The object (table) the last event sent named.
+    named: Option<String>,
+}
+
+/// The job a [`Reporter`] speaks for.
+enum Job {
+    Backup { id: String },
+    Restore { id: String, backup_id: String },
 }
 
 impl Reporter {
     pub fn backup(id: &str, client: &Client) -> Reporter {
-        Reporter::Backup {
-            id: id.to_string(),
-            client: client.clone(),
-            throttle: Throttle::default(),
-        }
+        Reporter::new(Job::Backup { id: id.to_string() }, client)
     }
 
     pub fn restore(id: &str, backup_id: &str, client: &Client) -> Reporter {
-        Reporter::Restore {
+        let to = Job::Restore {
             id: id.to_string(),
             backup_id: backup_id.to_string(),
+        };
+        Reporter::new(to, client)
+    }
+
+    fn new(to: Job, client: &Client) -> Reporter {
+        Reporter {
+            to,
             client: client.clone(),
             throttle: Throttle::default(),
+            named: None,
         }
     }
 
-    fn throttle(&mut self) -> &mut Throttle {
-        match self {
-            Reporter::Backup { throttle, .. } | Reporter::Restore { throttle, .. } => throttle,
-        }
-    }
-
-    /// Sends progress if it is due (throttled, never backwards); whether it was.
+    /// Sends progress if it is due (throttled, never backwards).
     pub async fn progress(
         &mut self,
         phase: &str,
         percent: Option<f64>,
         bytes: u64,
         current: Option<String>,
-    ) -> bool {
-        match self.throttle().due(phase, percent) {
-            Some(percent) => {
-                self.send(phase, percent, bytes, current).await;
-                true
-            }
-            None => false,
+    ) {
+        if let Some(percent) = self.throttle.due(phase, percent) {
+            self.send(phase, percent, bytes, current).await;
         }
     }
 
-    /// Sends progress now, throttle or not (never backwards).
-    pub async fn progress_now(
+    /// Names `current` past the throttle (never backwards) unless the last
+    /// event already named it: for the last table a tool reported, which
+    /// the throttle may have swallowed just before the tool ended.
+    pub async fn name_last(
         &mut self,
         phase: &str,
         percent: Option<f64>,
         bytes: u64,
         current: Option<String>,
     ) {
-        let percent = self.throttle().now(phase, percent);
-        self.send(phase, percent, bytes, current).await;
+        if current.is_some() && current != self.named {
+            let percent = self.throttle.now(phase, percent);
+            self.send(phase, percent, bytes, current).await;
+        }
     }
 
     /// The last progress event of a finished job: 100%.
     pub async fn finished(&mut self, bytes: u64) {
-        let percent = self.throttle().done();
+        let percent = self.throttle.done();
         self.send("finalizing", Some(percent), bytes, None).await;
     }
 
-    async fn send(&self, phase: &str, percent: Option<f64>, bytes: u64, current: Option<String>) {
-        match self {
-            Reporter::Backup { id, client, .. } => {
-                client
+    async fn send(
+        &mut self,
+        phase: &str,
+        percent: Option<f64>,
+        bytes: u64,
+        current: Option<String>,
+    ) {
+        self.named.clone_from(&current);
+        match &self.to {
+            Job::Backup { id } => {
+                self.client
                     .notify::<BackupProgress>(&BackupProgressEvent {
                         backup_id: id.clone(),
                         phase: phase.to_string(),
@@ -175,13 +180,8 @@ impl Reporter {
                     })
                     .await;
             }
-            Reporter::Restore {
-                id,
-                backup_id,
-                client,
-                ..
-            } => {
-                client
+            Job::Restore { id, backup_id } => {
+                self.client
                     .notify::<RestoreProgress>(&RestoreProgressEvent {
                         restore_id: id.clone(),
                         backup_id: backup_id.clone(),
@@ -229,9 +229,6 @@ pub async fn dump(
         (100.0 * done_bytes as f64 / total as f64, bytes)
     };
     let (mut done_bytes, mut current): (u64, Option<String>) = (0, None);
-    // The last table an event named: one the throttle swallowed just before
-    // the tool ended is still named once.
-    let mut named = None;
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     let status = loop {
         tokio::select! {
@@ -261,21 +258,17 @@ pub async fn dump(
             status = child.wait(), if lines.is_none() => break status,
         }
         let (percent, bytes) = at(done_bytes);
-        if reporter
+        reporter
             .progress("dumping", Some(percent), bytes, current.clone())
-            .await
-        {
-            named.clone_from(&current);
-        }
+            .await;
     };
     match status {
         Ok(status) if status.success() => {
-            if current.is_some() && current != named {
-                let (percent, bytes) = at(done_bytes);
-                reporter
-                    .progress_now("dumping", Some(percent), bytes, current)
-                    .await;
-            }
+            // The last table is named even when the throttle swallowed it.
+            let (percent, bytes) = at(done_bytes);
+            reporter
+                .name_last("dumping", Some(percent), bytes, current)
+                .await;
             Ok(())
         }
         Ok(status) => Err(failed(format!(

@@ -28,7 +28,7 @@ use serde_json::{Value, json};
 
 use crate::bench_client::{BenchClient, BridgeRun, Rpc};
 
-const USAGE: &str = "usage: cargo xtask bench sqlite [--rows N] | postgres [--rows N] [--url URL] | mysql [--rows N] [--url URL] | backup | export | lanes [--rows N] | load [--rows N] [--window N] [--servers-cgroup] [--sqlite-cache-kib N]";
+const USAGE: &str = "usage: cargo xtask bench sqlite [--rows N] | postgres [--rows N] [--url URL] | mysql [--rows N] [--url URL] | backup | export | lanes [--rows N] | load [--rows N] [--window N] [--servers-cgroup] [--sqlite-cache-kib N] [--client-rcvbuf-kib N] [--ws-one-thread]";
 
 pub fn run(root: &Path, args: &[&str]) -> Result<()> {
     let (engine, mut rest) = args.split_first().context(USAGE)?;
@@ -37,6 +37,8 @@ pub fn run(root: &Path, args: &[&str]) -> Result<()> {
     let mut servers_cgroup = false;
     let mut window = None;
     let mut sqlite_cache_kib = None;
+    let mut client_rcvbuf_kib = None;
+    let mut ws_one_thread = false;
     let mut url = match *engine {
         "mysql" => std::env::var("DBBRIDGE_BENCH_MYSQL_URL")
             .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".to_string()),
@@ -63,6 +65,18 @@ pub fn run(root: &Path, args: &[&str]) -> Result<()> {
                     Some(value.parse().context("--sqlite-cache-kib takes a number")?);
                 tail
             }
+            ["--client-rcvbuf-kib", value, tail @ ..] if *engine == "load" => {
+                client_rcvbuf_kib = Some(
+                    value
+                        .parse()
+                        .context("--client-rcvbuf-kib takes a number")?,
+                );
+                tail
+            }
+            ["--ws-one-thread", tail @ ..] if *engine == "load" => {
+                ws_one_thread = true;
+                tail
+            }
             ["--servers-cgroup", tail @ ..] if *engine == "load" => {
                 servers_cgroup = true;
                 tail
@@ -84,6 +98,8 @@ pub fn run(root: &Path, args: &[&str]) -> Result<()> {
                 window,
                 servers_cgroup,
                 sqlite_cache_kib,
+                client_rcvbuf_kib,
+                ws_one_thread,
             },
         ),
         "export" => crate::bench_export::export(root),

@@ -1,4 +1,4 @@
-//! `cargo xtask bench load [--rows N] [--window N] [--servers-cgroup] [--sqlite-cache-kib N]`:
+//! `cargo xtask bench load [--rows N] [--window N] [--servers-cgroup] [--sqlite-cache-kib N] [--client-rcvbuf-kib N] [--ws-one-thread]`:
 //! issue 19's load, in the release
 //! build, on the throwaway Postgres and MariaDB servers the tests start.
 //! 100 sessions (34 SQLite, 33 Postgres, 33 MariaDB) each stream N rows
@@ -18,6 +18,16 @@
 //! end that buffers eagerly (a browser's WebSocket) uses to keep its own
 //! backlog, and so its answers' wait, bounded.
 //!
+//! `--client-rcvbuf-kib N` gives each WebSocket client socket a receive
+//! buffer of N KiB (`SO_RCVBUF`, set before it connects) instead of the
+//! kernel's autotuned one (megabytes): what a native client that keeps its
+//! own backlog small does, where a browser cannot.
+//!
+//! `--ws-one-thread` serves the ten loaded WebSocket clients from one
+//! thread, each in turn, as one front end's event loop serves all its
+//! connections (a browser's or Electron's renderer), instead of ten
+//! threads competing for the cores.
+//!
 //! `--sqlite-cache-kib N` runs each SQLite query after `PRAGMA cache_size
 //! = -N` on its session: how much of the bridge's peak RSS is SQLite's page
 //! cache (2000 KiB a connection by default).
@@ -26,7 +36,6 @@
 //! RSS for each. `--servers-cgroup` runs the servers and the bench in CPU
 //! cgroups of their own first (see [`crate::bench_cgroup`]).
 
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -40,16 +49,18 @@ use serde_json::{Value, json};
 use crate::bench::{build_release, ms, percentile};
 use crate::bench_cgroup::CpuGroups;
 use crate::bench_client::{BenchClient, Rpc, cpu_of, peak_rss_of};
-use crate::bench_measure::{Phase, Ping, Streamed, print_pings, thread_sched};
+use crate::bench_load_stream::{PING_EVERY, Run, TryRpc, stream_all, stream_multiplexed};
+use crate::bench_measure::{Phase, Ping, Streamed, print_pings};
 use crate::servers::shared;
 
 const SESSIONS: u64 = 100;
 const WS_CLIENTS: u64 = 10;
-const PING_EVERY: Duration = Duration::from_millis(20);
 
 /// A WebSocket client (tungstenite's blocking one: one thread a client).
+type WsSocket = tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>;
+
 struct WsRpc {
-    socket: tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>,
+    socket: WsSocket,
     next_id: u64,
 }
 
@@ -58,8 +69,15 @@ impl Rpc for WsRpc {
         let id = self.next_id;
         self.next_id += 1;
         let text = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
-        self.socket
-            .send(tungstenite::Message::text(text.to_string()))?;
+        match self
+            .socket
+            .send(tungstenite::Message::text(text.to_string()))
+        {
+            // Non-blocking (the multiplexed clients): queued, written by
+            // a later `push`.
+            Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            sent => sent?,
+        }
         Ok(id)
     }
     fn next(&mut self) -> Result<Value> {
@@ -73,12 +91,52 @@ impl Rpc for WsRpc {
     }
 }
 
-/// What one session streams: its id, its SQL, and its slice of ids (each
-/// session sums its own slice, so a row in the wrong query shows).
-struct Run {
-    session: String,
-    sql: String,
-    slice: u64,
+/// Opens a WebSocket client, with a receive buffer of `rcvbuf_kib` KiB
+/// when given. socket2 because the buffer must be set before `connect`:
+/// the window scale the peers agree on follows it.
+fn connect(
+    url: &str,
+    rcvbuf_kib: Option<u64>,
+) -> Result<(WsSocket, tungstenite::handshake::client::Response)> {
+    let Some(kib) = rcvbuf_kib else {
+        return Ok(tungstenite::connect(url)?);
+    };
+    let addr: std::net::SocketAddr = url
+        .trim_start_matches("ws://")
+        .split('/')
+        .next()
+        .context("the bridge's address")?
+        .parse()?;
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )?;
+    socket.set_recv_buffer_size(kib as usize * 1024)?;
+    socket.connect(&addr.into())?;
+    socket.set_tcp_nodelay(true)?;
+    let stream = tungstenite::stream::MaybeTlsStream::Plain(std::net::TcpStream::from(socket));
+    tungstenite::client(url, stream).map_err(|e| anyhow::anyhow!("WebSocket handshake: {e}"))
+}
+
+impl TryRpc for WsRpc {
+    fn try_next(&mut self) -> Result<Option<Value>> {
+        match self.socket.read() {
+            Ok(tungstenite::Message::Text(text)) => Ok(Some(serde_json::from_str(&text)?)),
+            Ok(tungstenite::Message::Close(_)) => bail!("the bridge closed the socket"),
+            Ok(_) => Ok(None),
+            Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+    fn push(&mut self) -> Result<()> {
+        match self.socket.flush() {
+            Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(()),
+            flushed => Ok(flushed?),
+        }
+    }
 }
 
 /// How `bench load` runs.
@@ -92,6 +150,13 @@ pub struct LoadOptions {
     pub servers_cgroup: bool,
     /// SQLite's page cache per session, in KiB, instead of its default.
     pub sqlite_cache_kib: Option<u64>,
+    /// Each WebSocket client's socket receive buffer, in KiB, instead of
+    /// the kernel's autotuned one.
+    pub client_rcvbuf_kib: Option<u64>,
+    /// The ten loaded WebSocket clients served by one thread in turn, as
+    /// one front end's event loop serves its connections, instead of a
+    /// thread each.
+    pub ws_one_thread: bool,
 }
 
 /// The SQL and connection of session `i` of the mix.
@@ -112,123 +177,14 @@ fn session_of(
     (connections[kind as usize].clone(), sql)
 }
 
-/// Starts every run at once, then parses every message until all are done,
-/// sending a ping whenever 20 ms have passed. Checks each query's count and
-/// sum; returns the pings and what the calling thread spent.
-fn stream_all(
-    client: &mut impl Rpc,
-    runs: &[Run],
-    rows: u64,
-    window: Option<u64>,
-) -> Result<Streamed> {
-    let started = Instant::now();
-    let sched = thread_sched();
-    let mut run_ids = HashMap::new();
-    for run in runs {
-        let mut params = json!({"sessionId": run.session, "sql": run.sql});
-        if let Some(window) = window {
-            params["window"] = json!(window);
-        }
-        run_ids.insert(client.send("query.run", params)?, run.slice);
-    }
-    let mut expected: HashMap<String, (u64, u64)> = HashMap::new();
-    let mut seen: HashMap<String, (u64, u64)> = HashMap::new();
-    let mut pings_out: HashMap<u64, Instant> = HashMap::new();
-    let mut pings = Vec::new();
-    // With a window: rows taken since the last `query.fetch`, per query,
-    // granted back once half a window has been parsed (so a query pauses
-    // only when this client falls behind), and the fetches' ids.
-    let mut parsed: HashMap<String, u64> = HashMap::new();
-    let mut fetches = std::collections::HashSet::new();
-    let mut next_ping = started;
-    let mut done = 0;
-    while done < runs.len() {
-        if started.elapsed() > Duration::from_secs(600) {
-            bail!("the load did not finish in 10 minutes ({done} queries done)");
-        }
-        let now = Instant::now();
-        if now >= next_ping {
-            pings_out.insert(client.send("health.ping", json!({}))?, now);
-            next_ping = now + PING_EVERY;
-        }
-        let msg = client.next()?;
-        let at = Instant::now();
-        if let Some(id) = msg["id"].as_u64() {
-            if fetches.remove(&id) {
-                // Granted, or INVALID_PARAMS when the query had sent its
-                // last row before the grant came: both fine. A grant that
-                // went missing leaves a query paused, caught by the
-                // 10-minute bound above.
-            } else if let Some(sent) = pings_out.remove(&id) {
-                pings.push((sent - started, at - sent));
-            } else if let Some(slice) = run_ids.remove(&id) {
-                let q = msg["result"]["data"]["queryId"]
-                    .as_str()
-                    .with_context(|| format!("query.run failed: {msg}"))?;
-                let sum = (1..=rows).map(|n| n + slice * rows).sum();
-                expected.insert(q.to_string(), (rows, sum));
-            }
-            continue;
-        }
-        let q = msg["params"]["queryId"].as_str().unwrap_or_default();
-        match msg["method"].as_str() {
-            Some("query.result") => {
-                let tally = seen.entry(q.to_string()).or_default();
-                let batch = msg["params"]["rows"]
-                    .as_array()
-                    .map_or(&[][..], Vec::as_slice);
-                for row in batch {
-                    tally.0 += 1;
-                    tally.1 += cell(&row[0])?;
-                }
-                if let Some(window) = window {
-                    let taken = parsed.entry(q.to_string()).or_default();
-                    *taken += batch.len() as u64;
-                    if *taken >= (window / 2).max(1) {
-                        let params = json!({
-                            "sessionId": msg["params"]["sessionId"],
-                            "queryId": q,
-                            "rows": *taken,
-                        });
-                        fetches.insert(client.send("query.fetch", params)?);
-                        *taken = 0;
-                    }
-                }
-            }
-            Some("query.done") => {
-                if msg["params"]["status"] != "completed" {
-                    bail!("a query did not complete: {msg}");
-                }
-                done += 1;
-            }
-            _ => {}
-        }
-    }
-    if expected.len() != runs.len() {
-        bail!("{} of {} queries started", expected.len(), runs.len());
-    }
-    for (q, want) in &expected {
-        if seen.get(q) != Some(want) {
-            bail!(
-                "query {q}: expected (count, sum) {want:?}, got {:?}",
-                seen.get(q)
-            );
-        }
-    }
-    let (cpu, waited) = thread_sched();
-    Ok(Streamed {
-        pings,
-        cpu: cpu - sched.0,
-        waited: waited - sched.1,
-    })
-}
-
 pub fn load(root: &Path, options: LoadOptions) -> Result<()> {
     let LoadOptions {
         rows,
         window,
         servers_cgroup,
         sqlite_cache_kib,
+        client_rcvbuf_kib,
+        ws_one_thread,
     } = options;
     let bin = build_release(root)?;
     let pg = shared::postgres().context("no Postgres server could be started")?;
@@ -320,6 +276,14 @@ pub fn load(root: &Path, options: LoadOptions) -> Result<()> {
     if let Some(kib) = sqlite_cache_kib {
         println!("  each SQLite session's page cache {kib} KiB (--sqlite-cache-kib)");
     }
+    if ws_one_thread {
+        println!(
+            "  the ten loaded WebSocket clients served by one thread in turn, as one front end's event loop (--ws-one-thread)"
+        );
+    }
+    if let Some(kib) = client_rcvbuf_kib {
+        println!("  each WebSocket client's receive buffer {kib} KiB (--client-rcvbuf-kib)");
+    }
     if let Some(window) = window {
         println!(
             "  every query windowed (--window {window}): the client grants back with query.fetch each half window it has parsed"
@@ -385,39 +349,63 @@ fn over_websocket(
         first["token"].as_str().context("no token")?
     );
     let pid = child.0.id();
-    let ready = Arc::new(std::sync::Barrier::new(WS_CLIENTS as usize + 1));
-    let mut threads = Vec::new();
-    for c in 0..WS_CLIENTS {
-        let kind = match c {
-            0..=3 => 0,
-            4..=6 => 1,
-            _ => 2,
-        };
-        let (url, ready) = (url.clone(), ready.clone());
+    let drivers = if options.ws_one_thread { 1 } else { WS_CLIENTS };
+    let ready = Arc::new(std::sync::Barrier::new(drivers as usize + 1));
+    let open = {
+        let url = url.clone();
         let connections = connections.clone();
+        move |c: u64| -> Result<(WsRpc, Vec<Run>)> {
+            let kind = match c {
+                0..=3 => 0,
+                4..=6 => 1,
+                _ => 2,
+            };
+            let (socket, _) = connect(&url, options.client_rcvbuf_kib)?;
+            let mut client = WsRpc { socket, next_id: 1 };
+            let mut runs = Vec::new();
+            for s in 0..SESSIONS / WS_CLIENTS {
+                let slice = c * (SESSIONS / WS_CLIENTS) + s;
+                let (connection, sql) = session_of(slice, kind, &options, &connections);
+                let session = client.open(&connection)?;
+                runs.push(Run {
+                    session,
+                    sql,
+                    slice,
+                });
+            }
+            Ok((client, runs))
+        }
+    };
+    let mut threads = Vec::new();
+    if options.ws_one_thread {
+        let ready = ready.clone();
         threads.push(std::thread::spawn(move || -> Result<Streamed> {
-            let opened = (|| -> Result<(WsRpc, Vec<Run>)> {
-                let (socket, _) = tungstenite::connect(url.as_str())?;
-                let mut client = WsRpc { socket, next_id: 1 };
-                let mut runs = Vec::new();
-                for s in 0..SESSIONS / WS_CLIENTS {
-                    let slice = c * (SESSIONS / WS_CLIENTS) + s;
-                    let (connection, sql) = session_of(slice, kind, &options, &connections);
-                    let session = client.open(&connection)?;
-                    runs.push(Run {
-                        session,
-                        sql,
-                        slice,
-                    });
-                }
-                Ok((client, runs))
-            })();
-            // Every client's sessions open before any query starts (a
-            // client that failed still arrives, so no one waits for ever).
+            let opened = (0..WS_CLIENTS)
+                .map(|c| {
+                    let (mut client, runs) = open(c)?;
+                    if let tungstenite::stream::MaybeTlsStream::Plain(tcp) = client.socket.get_mut()
+                    {
+                        tcp.set_nonblocking(true)?;
+                    }
+                    Ok((client, runs))
+                })
+                .collect::<Result<Vec<_>>>();
             ready.wait();
-            let (mut client, runs) = opened?;
-            stream_all(&mut client, &runs, options.rows, options.window)
+            stream_multiplexed(&mut opened?, options.rows, options.window)
         }));
+    } else {
+        for c in 0..WS_CLIENTS {
+            let (open, ready) = (open.clone(), ready.clone());
+            threads.push(std::thread::spawn(move || -> Result<Streamed> {
+                let opened = open(c);
+                // Every client's sessions open before any query starts (a
+                // client that failed still arrives, so no one waits for
+                // ever).
+                ready.wait();
+                let (mut client, runs) = opened?;
+                stream_all(&mut client, &runs, options.rows, options.window)
+            }));
+        }
     }
     // An eleventh client that only pings: the bridge's answer to a client
     // with no backlog of rows ahead of it in its socket.
@@ -474,12 +462,4 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// An integer cell: a JSON number, or a string where the engine's type is
-/// wider than a double holds exactly.
-fn cell(v: &Value) -> Result<u64> {
-    v.as_u64()
-        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-        .with_context(|| format!("{v} is not an integer cell"))
 }

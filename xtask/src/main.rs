@@ -10,6 +10,7 @@ mod bench_client;
 mod bench_export;
 mod bench_lanes;
 mod bench_load;
+mod bench_load_stream;
 mod bench_measure;
 mod bench_my;
 mod bench_pg;
